@@ -1,0 +1,65 @@
+"""One exception hierarchy for gridgov: each error carries an HTTP status and a safe public message.
+
+The web layer turns these into `{"error": {"code", "message", "field"}}` with the status; the
+command line prints the message on one line and exits non-zero. Nothing internal goes in `message`.
+"""
+
+from __future__ import annotations
+
+
+class GridgovError(Exception):
+    """Base error: `status` for HTTP, `code` a stable machine word, `message` safe to show."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None, details=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class BadInput(GridgovError):
+    status = 400
+    code = "bad_input"
+
+
+class Unauthorized(GridgovError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(GridgovError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(GridgovError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(GridgovError):
+    status = 409
+    code = "conflict"
+
+
+class Unprocessable(GridgovError):
+    status = 422
+    code = "unprocessable"
+
+
+class ConfigError(GridgovError):
+    """Bad configuration or environment (database unreachable, PostGIS missing, port in use …)."""
+
+    status = 500
+    code = "config"

@@ -1,0 +1,104 @@
+"""Settings from the environment, one prefix: GRIDGOV_. Read only when `load_settings()` is called.
+
+| variable                 | meaning                                                     | default        |
+|--------------------------|-------------------------------------------------------------|----------------|
+| DATABASE_URL / GRIDGOV_DATABASE_URL | use this PostgreSQL server instead of the embedded one | unset   |
+| GRIDGOV_DATA_DIR         | data folder (embedded cluster, caches)                      | ./var          |
+| GRIDGOV_DB_PORT          | port for the embedded cluster (must be free if given)       | a free port    |
+| GRIDGOV_DB_POOL_MAX      | connections in this process's pool                          | 8              |
+| GRIDGOV_HOST / _PORT     | where the web app listens                                   | 127.0.0.1:5000 |
+| GRIDGOV_SECRET_KEY       | session signing key                                         | random per data dir |
+| GRIDGOV_CASES            | synthetic cases the demo loads                              | 100000         |
+| GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
+| GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gis.errors import ConfigError
+
+PREFIX = "GRIDGOV_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings; build with load_settings() or directly in tests."""
+
+    database_url: str | None = None
+    data_dir: Path = Path("var")
+    db_port: int | None = None
+    db_pool_max: int = 8
+    host: str = "127.0.0.1"
+    port: int = 5000
+    secret_key: str | None = field(default=None, repr=False)
+    demo_cases: int = 100_000
+    seed: int = 2203
+    pg_user: str = "postgres"
+
+    def with_overrides(self, **kw) -> Settings:
+        """A copy with some fields replaced (the explicit test override)."""
+        return replace(self, **kw)
+
+    def describe(self) -> dict:
+        """Settings safe to print: the DSN redacted, no secrets."""
+        return {
+            "database_url": redact_dsn(self.database_url) if self.database_url else "(embedded)",
+            "data_dir": str(self.data_dir),
+            "db_port": self.db_port,
+            "db_pool_max": self.db_pool_max,
+            "host": self.host,
+            "port": self.port,
+            "secret_key": "***" if self.secret_key else "(generated)",
+            "demo_cases": self.demo_cases,
+            "seed": self.seed,
+        }
+
+
+def _int(env, name, default):
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is not an integer") from None
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Read settings from the environment (or the given mapping)."""
+    env = os.environ if env is None else env
+    url = env.get(PREFIX + "DATABASE_URL") or env.get("DATABASE_URL") or None
+    s = Settings(
+        database_url=url,
+        data_dir=Path(env.get(PREFIX + "DATA_DIR") or "var").absolute(),
+        db_port=_int(env, "DB_PORT", None),
+        db_pool_max=_int(env, "DB_POOL_MAX", 8),
+        host=env.get(PREFIX + "HOST") or "127.0.0.1",
+        port=_int(env, "PORT", 5000),
+        secret_key=env.get(PREFIX + "SECRET_KEY") or None,
+        demo_cases=_int(env, "CASES", 100_000),
+        seed=_int(env, "SEED", 2203),
+        pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+    )
+    if s.db_pool_max < 1:
+        raise ConfigError(f"{PREFIX}DB_POOL_MAX must be at least 1, got {s.db_pool_max}")
+    if s.db_port is not None and not (1 <= s.db_port <= 65535):
+        raise ConfigError(f"{PREFIX}DB_PORT must be 1..65535, got {s.db_port}")
+    return s
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
+_PASSWORD_KV = re.compile(r"(password\s*=\s*)(\S+)", re.IGNORECASE)
+
+
+def redact_dsn(dsn: str | None) -> str:
+    """The DSN with any password replaced by ***."""
+    if not dsn:
+        return ""
+    out = _PASSWORD_IN_URL.sub(r"\1***\3", dsn)
+    return _PASSWORD_KV.sub(r"\1***", out)
