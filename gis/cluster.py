@@ -26,9 +26,12 @@ DATABASE = "gridgov"
 def find_pg_bin() -> Path:
     """The folder holding initdb/pg_ctl/postgres (PostgreSQL 15 preferred)."""
     env = os.environ.get("GRIDGOV_PG_BIN")
-    candidates = [env] if env else []
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_pg_major, reverse=True)
-    candidates.sort(key=lambda p: 0 if p and "/15/" in p else 1)
+    if env:
+        if (Path(env) / "initdb").exists() and (Path(env) / "pg_ctl").exists():
+            return Path(env)
+        raise ConfigError(f"GRIDGOV_PG_BIN={env} does not hold initdb and pg_ctl")
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_pg_major, reverse=True)
+    candidates.sort(key=lambda p: 0 if "/15/" in p else 1)
     which = shutil.which("pg_ctl")
     if which:
         candidates.append(str(Path(which).parent))
@@ -177,6 +180,10 @@ class EmbeddedCluster:
             raise ConfigError(
                 "PostGIS is not installed for PostgreSQL "
                 f"{self.pg_bin.parent.name}: run `apt-get install postgresql-{self.pg_bin.parent.name}-postgis-3`")
+        live_before = self.running_port() if self.initialized else None
+        if live_before is None and self.requested_port and port_in_use(self.requested_port):
+            raise ConfigError(f"port {self.requested_port} (GRIDGOV_DB_PORT) is in use by another "
+                              f"program: choose another port or unset GRIDGOV_DB_PORT")
         self.init()
         live = self.running_port()
         if live is not None:

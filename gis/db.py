@@ -92,3 +92,37 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.closeall()
+
+
+def copy_rows(cur, table: str, columns: list[str], rows) -> int:
+    """Bulk-load rows (iterables of Python values) with COPY … FORMAT csv; returns the row count.
+
+    `table` and `columns` must come from code, never from input. None becomes NULL; lists become
+    PostgreSQL arrays; geometries must already be EWKT/EWKB-hex strings.
+    """
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    n = 0
+    for row in rows:
+        w.writerow([_copy_value(v) for v in row])
+        n += 1
+    buf.seek(0)
+    cols = ", ".join(columns)
+    cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+    return n
+
+
+def _copy_value(v):
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (list, tuple)):
+        inner = ",".join('"' + str(x).replace("\\", "\\\\").replace('"', '\\"') + '"' for x in v)
+        return "{" + inner + "}"
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v

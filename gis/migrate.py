@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg2
 
+from gis.db import check_connect
 from gis.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def applied(conn) -> dict[int, str]:
 def migrate(dsn_or_conn, log=print, root: Path = ROOT) -> list[Migration]:
     """Apply pending migrations; returns what was applied."""
     own = isinstance(dsn_or_conn, str)
-    conn = psycopg2.connect(dsn_or_conn) if own else dsn_or_conn
+    conn = check_connect(dsn_or_conn) if own else dsn_or_conn
     done: list[Migration] = []
     try:
         conn.autocommit = False

@@ -1,0 +1,5 @@
+import sys
+
+from gis.cli import main
+
+sys.exit(main())

@@ -1,0 +1,206 @@
+"""gridgov's command line: `python -m gis COMMAND` (the ./gridgov script wraps it).
+
+Every error ends as one line on stderr and a non-zero exit; commands that write are explicit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+from gis.errors import GridgovError
+from gis.settings import load_settings
+
+CST = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr."""
+    print(f"[gridgov] {msg}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Rate-limited progress for long loops: `step(done)` prints at most every `every` seconds."""
+
+    def __init__(self, label: str, total: int | None = None, every: float = 2.0):
+        self.label, self.total, self.every = label, total, every
+        self.t0 = self.last = time.monotonic()
+
+    def step(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        pct = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        of = f"/{self.total:,}" if self.total else ""
+        log(f"{self.label}: {done:,}{of}{pct}, {rate:,.0f}/s")
+
+
+def _runtime(settings, migrate=True):
+    from gis.runtime import open_database
+
+    return open_database(settings, log=log, apply_migrations=migrate)
+
+
+def cmd_config(args, settings):
+    for k, v in settings.describe().items():
+        print(f"{k} = {v}")
+
+
+def cmd_db(args, settings):
+    from gis.cluster import EmbeddedCluster
+
+    if settings.database_url:
+        from gis.db import check_connect
+        from gis.settings import redact_dsn
+
+        check_connect(settings.database_url).close()
+        print(f"external database {redact_dsn(settings.database_url)} is reachable")
+        return
+    c = EmbeddedCluster(settings.data_dir, port=settings.db_port, run_as=settings.pg_user, log=log)
+    if args.action == "start":
+        print(c.start())
+    elif args.action == "stop":
+        c.stop()
+    else:
+        port = c.running_port()
+        print(f"embedded cluster {c.pgdata}: " + (f"running on 127.0.0.1:{port}" if port else "stopped"))
+
+
+def cmd_migrate(args, settings):
+    rt = _runtime(settings)
+    rt.close()
+    log("schema is up to date")
+
+
+def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
+    """Build and load the demo city and a year of cases unless they are already there."""
+    from cases.store import load_cases
+    from grids.store import city_loaded, load_city
+
+    db = rt.db
+    if not city_loaded(db) or force:
+        from fixtures.city import build_city
+
+        log("building the demo city (四平市) …")
+        t = time.monotonic()
+        city = build_city(seed=seed, progress=lambda step, i=None, n=None: log(
+            f"  {step}" + (f" {i}/{n}" if i is not None and n else "")))
+        log(f"built in {time.monotonic() - t:.1f}s: {city.summary()}")
+        load_city(db, city, source=f"demo seed={seed}", progress=log)
+    have = db.fetchone("SELECT count(*) AS n FROM case_record")["n"]
+    if have == 0 and n_cases > 0:
+        from fixtures.cases import generate_cases
+        from fixtures.city import build_city
+
+        gen = db.fetchone("SELECT id FROM generation WHERE active")["id"]
+        city = build_city(seed=seed)
+        now = datetime.now(CST).replace(microsecond=0)
+        start = now - timedelta(days=365)
+        p = Progress("loading synthetic cases", n_cases)
+        total = load_cases(db, generate_cases(city, n_cases, start, now, seed=seed, now=now), gen,
+                           progress=p.step)
+        p.step(total, force=True)
+        db.execute("ANALYZE case_record")
+    else:
+        log(f"reusing {have:,} cases already loaded")
+
+
+def cmd_build_city(args, settings):
+    rt = _runtime(settings)
+    try:
+        ensure_demo(rt, 0, args.seed or settings.seed)
+    finally:
+        rt.close()
+
+
+def cmd_load_cases(args, settings):
+    from cases.store import load_cases
+    from fixtures.cases import generate_cases
+    from fixtures.city import build_city
+
+    rt = _runtime(settings)
+    try:
+        gen_row = rt.db.fetchone("SELECT id FROM generation WHERE active")
+        if not gen_row:
+            raise GridgovError("no city loaded: run `python -m gis build-city` first")
+        city = build_city(seed=settings.seed)
+        end = datetime.fromisoformat(args.end).replace(tzinfo=CST) if args.end else datetime.now(CST)
+        start = datetime.fromisoformat(args.start).replace(tzinfo=CST) if args.start else end - timedelta(days=365)
+        p = Progress("loading cases", args.n)
+        total = load_cases(rt.db, generate_cases(city, args.n, start, end, seed=args.seed, now=end),
+                           gen_row["id"], progress=p.step)
+        p.step(total, force=True)
+    finally:
+        rt.close()
+
+
+def cmd_serve(args, settings, demo: bool = False):
+    rt = _runtime(settings)
+    try:
+        if demo:
+            ensure_demo(rt, settings.demo_cases if args.cases is None else args.cases, settings.seed)
+        from webmap import create_app
+
+        app = create_app(settings=settings, db=rt.db)
+        from waitress import create_server
+
+        server = create_server(app, host=settings.host, port=settings.port, threads=8)
+        signal.signal(signal.SIGTERM, lambda *a: server.close())
+        log(f"serving on http://{settings.host}:{settings.port}  (Ctrl-C stops; the embedded database stops too)")
+        try:
+            server.run()
+        except (KeyboardInterrupt, OSError):
+            pass
+    except OSError as e:
+        raise GridgovError(f"cannot serve on {settings.host}:{settings.port}: {e.strerror}") from None
+    finally:
+        rt.close(stop_cluster=not args.keep_db)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gridgov", description="gridgov — 网格化社会治理 GIS platform")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("config", help="print the settings (secrets redacted)").set_defaults(fn=cmd_config)
+    d = sub.add_parser("db", help="manage the embedded PostgreSQL cluster")
+    d.add_argument("action", choices=["start", "stop", "status"])
+    d.set_defaults(fn=cmd_db)
+    sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(fn=cmd_migrate)
+    b = sub.add_parser("build-city", help="build and load the demo city unless already loaded")
+    b.add_argument("--seed", type=int)
+    b.set_defaults(fn=cmd_build_city)
+    lc = sub.add_parser("load-cases", help="generate and load N synthetic cases")
+    lc.add_argument("--n", type=int, required=True)
+    lc.add_argument("--seed", type=int, default=11)
+    lc.add_argument("--start")
+    lc.add_argument("--end")
+    lc.set_defaults(fn=cmd_load_cases)
+    for name, demo in (("serve", False), ("demo", True)):
+        s = sub.add_parser(name, help="serve the web app" + (" with the demo city loaded" if demo else ""))
+        s.add_argument("--cases", type=int, default=None, help="synthetic cases to load on first run")
+        s.add_argument("--keep-db", action="store_true", help="leave the embedded database running on exit")
+        s.set_defaults(fn=lambda a, st, demo=demo: cmd_serve(a, st, demo=demo))
+    from gis.cli_ext import register
+
+    register(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        args.fn(args, settings)
+        return 0
+    except GridgovError as e:
+        print(f"gridgov: error: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gridgov: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,77 @@
+"""gridgov's web layer: the only package that imports Flask and folium.
+
+`create_app(settings=None, db=None, test_config=None)` builds the app; nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+
+from gis.errors import GridgovError, NotFound
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "node_modules"
+log = logging.getLogger("gridgov.web")
+
+
+def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask:
+    """Build the Flask app around an open Database (or open one from the settings)."""
+    from gis.settings import load_settings
+
+    settings = settings or load_settings()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(SECRET_KEY=settings.secret_key or secrets.token_hex(32), JSON_AS_ASCII=False)
+    if test_config:
+        app.config.update(test_config)
+    if db is None:
+        from gis.runtime import open_database
+
+        db = open_database(settings, log=log.info).db
+    app.extensions["gridgov_db"] = db
+    app.extensions["gridgov_settings"] = settings
+    app.json.ensure_ascii = False
+    _register_errors(app)
+    from webmap import views
+
+    app.register_blueprint(views.bp)
+    for mod in ("webmap.api_geo", "webmap.api_cases"):
+        _maybe_register(app, mod)
+    return app
+
+
+def _maybe_register(app: Flask, module: str) -> None:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        app.register_blueprint(importlib.import_module(module).bp)
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(GridgovError)
+    def _gridgov(e: GridgovError):
+        if e.status >= 500:
+            log.exception("server error")
+            return jsonify({"error": {"code": "internal", "message": "服务器内部错误"}}), 500
+        return jsonify(e.to_dict()), e.status
+
+    @app.errorhandler(404)
+    def _404(e):
+        return jsonify(NotFound(f"no such resource: {request.path}").to_dict()), 404
+
+    @app.errorhandler(405)
+    def _405(e):
+        return jsonify({"error": {"code": "method_not_allowed",
+                                  "message": f"{request.method} is not allowed on {request.path}"}}), 405
+
+    @app.errorhandler(Exception)
+    def _500(e):
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(e, HTTPException):
+            return jsonify({"error": {"code": e.name.lower().replace(" ", "_"), "message": e.description}}), e.code
+        log.exception("unhandled error on %s", request.path)
+        return jsonify({"error": {"code": "internal", "message": "服务器内部错误"}}), 500

@@ -1,0 +1,56 @@
+"""Small folium elements of our own: layers fetched from our JSON endpoints, assets served locally."""
+
+from __future__ import annotations
+
+import folium
+from branca.element import MacroElement
+from jinja2 import Template
+
+# Every script and stylesheet comes from the app itself (intranet, no CDN).
+LOCAL_JS = [("leaflet", "/vendor/leaflet/dist/leaflet.js")]
+LOCAL_CSS = [("leaflet_css", "/vendor/leaflet/dist/leaflet.css")]
+
+
+def local_map(lon: float, lat: float, zoom: int = 9, tiles: str | None = None, **kw) -> folium.Map:
+    """A folium Map whose assets are served by gridgov; the base map is optional (an intranet tile URL or none)."""
+    m = folium.Map(location=[lat, lon], zoom_start=zoom, tiles=None, control_scale=True, prefer_canvas=True, **kw)
+    m.default_js = list(LOCAL_JS)
+    m.default_css = list(LOCAL_CSS)
+    if tiles:
+        folium.TileLayer(tiles=tiles, attr="intranet tiles", name="底图").add_to(m)
+    return m
+
+
+class RemoteGeoJson(MacroElement):
+    """A GeoJSON layer fetched by the browser from `url` (never inlined), styled by a JS function."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.geoJson(null, {
+            style: {{ this.style_js }},
+            onEachFeature: function (feature, layer) {
+                var p = feature.properties || {};
+                var label = {{ this.label_js }};
+                if (label) { layer.bindTooltip(String(label).replace(/[&<>"']/g, function (c) {
+                    return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]; }),
+                    {sticky: true}); }
+            }
+        });
+        {% if this.show %}{{ this.get_name() }}.addTo({{ this._parent.get_name() }});{% endif %}
+        fetch({{ this.url|tojson }}).then(function (r) { return r.json(); })
+            .then(function (data) { {{ this.get_name() }}.addData(data); });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, name: str, style_js: str, label_js: str = "p.name", show: bool = True):
+        super().__init__()
+        self._name = "RemoteGeoJson"
+        self.layer_name = name
+        self.url = url
+        self.style_js = style_js
+        self.label_js = label_js
+        self.show = show
+        self.overlay = True
+        self.control = True

@@ -1,0 +1,82 @@
+"""Pages and layer endpoints of the city map."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_from_directory
+
+from gis.errors import BadInput
+
+bp = Blueprint("map", __name__)
+
+# Only these npm packages' dist folders are served under /vendor.
+VENDOR = {"leaflet", "leaflet.markercluster", "leaflet.heat"}
+COUNTY_STYLE = "function (f) { return {color: '#b2182b', weight: 3, fill: false}; }"
+TOWNSHIP_STYLE = "function (f) { return {color: '#2166ac', weight: 1.5, fill: false, dashArray: '4 3'}; }"
+GRID_STYLE = ("function (f) { return {color: '#4d9221', weight: 0.6, fillColor: "
+              "f.properties.grid_type === '社区' ? '#a6dba0' : '#e6f5d0', fillOpacity: 0.35}; }")
+
+
+def db():
+    """The app's Database."""
+    return current_app.extensions["gridgov_db"]
+
+
+@bp.get("/vendor/<package>/<path:path>")
+def vendor(package: str, path: str):
+    """Front-end libraries installed from npm, served locally."""
+    from webmap import ASSETS
+
+    if package not in VENDOR or not path.startswith("dist/"):
+        abort(404)
+    return send_from_directory(ASSETS / package, path, max_age=86400)
+
+
+@bp.get("/api/health")
+def health():
+    """Liveness plus database reachability."""
+    row = db().fetchone("SELECT postgis_lib_version() AS postgis, (SELECT id FROM generation WHERE active) AS gen")
+    return jsonify({"status": "ok", "postgis": row["postgis"], "generation": row["gen"]})
+
+
+@bp.get("/api/layers/<layer>")
+def layer(layer: str):
+    """Boundary layers of the active generation as GeoJSON: region (by level) or grid."""
+    from grids.store import layer_geojson
+
+    level = request.args.get("level")
+    if layer == "region" and level not in {"city", "county", "township", "village"}:
+        raise BadInput("level must be one of city, county, township, village", field="level")
+    if layer not in {"region", "grid"}:
+        raise BadInput(f"unknown layer {layer!r}: use region or grid", field="layer")
+    try:
+        simplify = float(request.args.get("simplify", "0") or 0)
+    except ValueError:
+        raise BadInput("simplify must be a number of metres", field="simplify") from None
+    if not 0 <= simplify <= 1000:
+        raise BadInput("simplify must be between 0 and 1000 metres", field="simplify")
+    fc = layer_geojson(db(), layer, level=level, parent=request.args.get("parent"), simplify_m=simplify)
+    resp = jsonify(fc)
+    resp.headers["Cache-Control"] = "max-age=300"
+    return resp
+
+
+@bp.get("/")
+def city_map():
+    """The city map: counties, townships and grids from PostGIS (全市一张网)."""
+    from webmap.elements import RemoteGeoJson, local_map
+
+    row = db().fetchone(
+        "SELECT name, ST_X(ST_Centroid(geom)) AS lon, ST_Y(ST_Centroid(geom)) AS lat, "
+        "ST_XMin(geom) x0, ST_YMin(geom) y0, ST_XMax(geom) x1, ST_YMax(geom) y1 "
+        "FROM region WHERE level = 'city' AND generation = (SELECT id FROM generation WHERE active)")
+    if row is None:
+        return Response("<h1>尚未加载城市数据</h1><p>请先运行 <code>./gridgov demo</code>。</p>",
+                        status=503, mimetype="text/html")
+    m = local_map(row["lon"], row["lat"], zoom=9)
+    m.get_root().title = f"{row['name']} 网格化社会治理 · 全市一张网"
+    RemoteGeoJson("/api/layers/grid?simplify=5", "网格", GRID_STYLE, "p.name + ' ' + p.code").add_to(m)
+    RemoteGeoJson("/api/layers/region?level=township&simplify=10", "乡镇街道", TOWNSHIP_STYLE).add_to(m)
+    RemoteGeoJson("/api/layers/region?level=county&simplify=20", "县区", COUNTY_STYLE).add_to(m)
+    m.fit_bounds([[row["y0"], row["x0"]], [row["y1"], row["x1"]]])
+    html = m.get_root().render()
+    return Response(html, mimetype="text/html")

@@ -1,0 +1,5 @@
+"""WSGI entry point: builds the app from the factory and nothing else."""
+
+from webmap import create_app
+
+app = create_app()
