@@ -48,7 +48,7 @@ FUZZY_CUTOFF = 70.0       # rapidfuzz ratio below which a span is not a name
 FUZZY_MARGIN = 8.0        # fuzzy matches this close to the best are kept as rivals
 BASE_CONFIDENCE = {"building": 0.98, "door": 0.97, "compound": 0.95, "road": 0.93,
                    "village": 0.95, "township": 0.95, "county": 0.95}
-VIA_FACTOR = {"name": 1.0, "alias": 0.99, "old_name": 0.98, "short": 0.98}
+VIA_FACTOR = {"name": 1.0, "alias": 0.99, "old_name": 0.98, "short": 0.99, "stripped": 0.97}
 
 _NUMBER_RE = re.compile(
     r"(?P<bur>\d+)-(?P<uur>\d+)-(?P<rur>\d+)"
@@ -87,6 +87,7 @@ class _Entity:
     counties: frozenset = frozenset()
     lon: float = math.nan
     lat: float = math.nan
+    all_codes: frozenset = frozenset()
 
 
 @dataclass
@@ -173,6 +174,8 @@ class Gazetteer:
         self.region_summary: dict[str, _Entity] = {}
         self.fuzzy_names: dict[str | None, list[str]] = {}
         self._norm: list[tuple] = []   # per address: (road_key, comp_key, door, building, unit)
+        self._ids: dict = {}           # interned keys/codes -> int, for vectorised scoring
+        self._idarr = None            # per address: road, comp, door, building, unit, village, township, county
         self._xy = None
         self._tree = None
         self._transformer = None
@@ -215,7 +218,7 @@ class Gazetteer:
                 names.append((r["short_name"], "short"))
             for name, via in names:
                 for text, q in name_variants(name, level):
-                    v = via if q == 1.0 else "short"
+                    v = via if q == 1.0 else "stripped"
                     self._lex(text, Hit(level, (code,), q * VIA_FACTOR[v], v, text))
 
     def _add_roads(self, roads: list[dict]) -> dict[tuple, str]:
@@ -235,7 +238,13 @@ class Gazetteer:
         return canon
 
     def _add_addresses(self, addresses: list[dict], canon: dict[tuple, str]) -> None:
-        lons, lats = [], []
+        lons, lats, ids = [], [], []
+
+        def intern(value) -> int:
+            if value is None:
+                return -1
+            return self._ids.setdefault(value, len(self._ids))
+
         for i, a in enumerate(addresses):
             self.addresses.append(a)
             county, village = str(a["county_code"]), str(a["village_code"])
@@ -263,6 +272,8 @@ class Gazetteer:
             building = normalize_text(str(a.get("building") or "")) or None
             unit = normalize_text(str(a.get("unit") or "")) or None
             self._norm.append((road_key, comp_key, door, building, unit))
+            ids.append([intern(road_key), intern(comp_key), intern(door), intern(building), intern(unit),
+                        intern(village), intern(str(a["township_code"])), intern(county)])
             if road_key and door:
                 self.by_road_door.setdefault(road_key + (door,), []).append(i)
             if road_key and building:
@@ -278,9 +289,11 @@ class Gazetteer:
                     reg = self.regions.get(code, {})
                     summ = self.region_summary[code] = _Entity(level, (code,), reg.get("name", code))
                 summ.idxs.append(i)
-            lons.append(float(a["lon"]))
-            lats.append(float(a["lat"]))
+            lon, lat = _lonlat(a)
+            lons.append(lon)
+            lats.append(lat)
         self._lonlat = np.column_stack([lons, lats]) if lons else np.empty((0, 2))
+        self._idarr = np.array(ids, dtype=np.int64).reshape(-1, 8)
         for ent in list(self.entities.values()) + list(self.region_summary.values()):
             self._summarise(ent)
         for code, reg in self.regions.items():
@@ -302,6 +315,7 @@ class Gazetteer:
             ent.counties = frozenset([chain["county"]]) if chain.get("county") else frozenset()
         if ent.kind == "road" and ent.counties == frozenset():
             ent.counties = frozenset([ent.key[0]])
+        ent.all_codes = ent.villages | ent.townships | ent.counties
         if addrs:
             pts = self._lonlat[ent.idxs]
             centre = pts.mean(axis=0)
@@ -324,7 +338,7 @@ class Gazetteer:
             if len(text) < 3:
                 continue
             for h in hits:
-                if h.kind not in ("road", "compound", "township", "village") or h.via == "short":
+                if h.kind not in ("road", "compound", "township", "village") or h.via == "stripped":
                     continue
                 names[None].add(text)
                 for county in self._hit_counties(h):
@@ -363,6 +377,23 @@ class Gazetteer:
         """Codes of the address with index i, as an entity-like dict."""
         a = self.addresses[i]
         return {lvl: str(a[_CODE_FIELD[lvl]]) for lvl in _REGION_LEVELS}
+
+
+def _public(a: dict) -> dict:
+    """JSON-ready copy of an address row: a shapely 'geom' becomes lon/lat."""
+    out = {k: v for k, v in a.items() if k != "geom"}
+    out["lon"], out["lat"] = _lonlat(a)
+    return out
+
+
+def _lonlat(a: dict) -> tuple[float, float]:
+    """Point of an address row: 'lon'/'lat' keys, or a shapely point under 'geom'."""
+    if a.get("lon") is not None and a.get("lat") is not None:
+        return float(a["lon"]), float(a["lat"])
+    geom = a.get("geom")
+    if geom is None:
+        raise BadInput(f"address {a.get('code')!r} has no lon/lat or geom", field="geom")
+    return float(geom.x), float(geom.y)
 
 
 # -------------------------------------------------------------------- parsing
@@ -456,7 +487,7 @@ def _fuzzy(gaz: Gazetteer, p: _Parsed) -> list[str]:
             if score < best - FUZZY_MARGIN:
                 break
             for h in gaz.lexicon[choice]:
-                if h.kind in ("road", "compound", "township", "village") and h.via != "short":
+                if h.kind in ("road", "compound", "township", "village") and h.via != "stripped":
                     p.hits.append(Hit(h.kind, h.key, h.quality * score / 100.0,
                                       f"fuzzy:{int(score)}", span))
         p.notes.append(f"corrected '{span}' -> '{found[0][0]}' ({int(best)}%)")
@@ -485,7 +516,7 @@ def _entity_hits(gaz: Gazetteer, p: _Parsed, regions: dict) -> list[Hit]:
     if regions and hits:
         def fits(h: Hit) -> bool:
             ent = gaz.entities[(h.kind,) + h.key]
-            return all(_overlap(_ent_codes(ent, lvl), codes) for lvl, codes in regions.items())
+            return all(not ent.all_codes.isdisjoint(codes) for codes in regions.values())
         narrowed = [h for h in hits if fits(h)]
         if narrowed:
             hits = narrowed
@@ -512,7 +543,47 @@ def _score_regions(codes_by_level: dict, regions: dict, cand: _Cand) -> None:
             cand.conflicts.append(level)
 
 
-def _candidates(gaz: Gazetteer, p: _Parsed, hits: list[Hit], regions: dict) -> list[_Cand]:
+def _preselect(gaz: Gazetteer, p: _Parsed, road_q: dict, comp_q: dict, doors: list, regions: dict,
+               idxs: set, limit: int) -> list[int]:
+    """Vectorised first pass: keep the addresses that can tie for best, plus a few runner-ups."""
+    if len(idxs) <= 48:
+        return sorted(idxs)
+    ids = gaz._ids
+    idx = np.fromiter(idxs, dtype=np.int64)
+    arr = gaz._idarr[idx]
+    score = np.zeros(len(idx))
+
+    def add_q(col: int, qmap: dict, weight: float, penalty: float) -> None:
+        nonlocal score
+        best = np.zeros(len(idx))
+        for key, q in qmap.items():
+            k = ids.get(key, -2)
+            best = np.maximum(best, np.where(arr[:, col] == k, q, 0.0))
+        score += weight * best
+        if penalty:
+            score -= np.where(best > 0, 0.0, penalty)
+
+    add_q(0, {k: h.quality for k, h in road_q.items()}, W_ROAD, 0.0)
+    add_q(1, {k: h.quality for k, h in comp_q.items()}, W_COMPOUND, 0.0)
+    if p.door:
+        add_q(2, {d: 1.0 for d in doors}, W_DOOR + P_NUMBER_CONFLICT, 0.0)
+        score -= P_NUMBER_CONFLICT
+    if p.building:
+        add_q(3, {p.building: 1.0}, W_BUILDING + P_NUMBER_CONFLICT, 0.0)
+        score -= P_NUMBER_CONFLICT
+    for level, col in (("village", 5), ("township", 6), ("county", 7)):
+        if level in regions:
+            add_q(col, regions[level], W_REGION[level] + P_REGION_CONFLICT, 0.0)
+            score -= P_REGION_CONFLICT
+    if p.unit:
+        score += np.where(arr[:, 4] == ids.get(p.unit, -2), W_UNIT, 0.0)
+    keep = score >= score.max() - TIE_DELTA - W_UNIT - 1e-9
+    order = np.argsort(-score, kind="stable")[: limit + 3]
+    keep[order] = True
+    return sorted(int(i) for i in idx[keep])
+
+
+def _candidates(gaz: Gazetteer, p: _Parsed, hits: list[Hit], regions: dict, limit: int = 5) -> list[_Cand]:
     road_q = {h.key: h for h in hits if h.kind == "road"}
     comp_q = {h.key: h for h in hits if h.kind == "compound"}
     doors = [p.door] if p.door else []
@@ -520,13 +591,15 @@ def _candidates(gaz: Gazetteer, p: _Parsed, hits: list[Hit], regions: dict) -> l
         doors.append(p.door.split("-")[0])
     idxs: set[int] = set()
     for h in hits:
+        # the most specific keys only: road+door, compound+building, compound+door;
+        # road+building only when the caller gave no door
         for d in doors:
             idxs.update((gaz.by_road_door if h.kind == "road" else gaz.by_comp_door).get(h.key + (d,), ()))
-        if p.building:
+        if p.building and (h.kind == "compound" or not p.door):
             idxs.update((gaz.by_road_building if h.kind == "road" else gaz.by_comp_building)
                         .get(h.key + (p.building,), ()))
     cands = []
-    for i in idxs:
+    for i in _preselect(gaz, p, road_q, comp_q, doors, regions, idxs, limit):
         road_key, comp_key, door, building, unit = gaz._norm[i]
         c = _Cand("address", 0.0, set(), [], [], addr=i,
                   entity_keys=frozenset(k for k in (("road",) + road_key if road_key else None,
@@ -564,6 +637,8 @@ def _candidates(gaz: Gazetteer, p: _Parsed, hits: list[Hit], regions: dict) -> l
         ent = gaz.entities[(h.kind,) + h.key]
         c = _Cand(h.kind, (W_ROAD if h.kind == "road" else W_COMPOUND) * h.quality, {h.kind}, [],
                   [(h.quality, h.via)], entity=ent, entity_keys=frozenset([(h.kind,) + h.key]))
+        # a number the caller gave that this road/compound lacks: answer at entity level, unsure
+        c.conflicts += [f"{n} not found" for n, v in (("door", p.door), ("building", p.building)) if v]
         _score_regions({lvl: _ent_codes(ent, lvl) for lvl in _REGION_LEVELS}, regions, c)
         cands.append(c)
     if regions:
@@ -599,6 +674,8 @@ def _key(gaz: Gazetteer, c: _Cand, level: str):
             return road_key if "road" in c.matched else None
         return str(a[_CODE_FIELD[level]])
     ent = c.entity
+    if c.kind == "region" and PRECISIONS.index(level) < PRECISIONS.index(ent.kind):
+        return None           # never finer than the region the caller named
     if level in ("compound", "road"):
         return ent.key if c.kind == level else None
     if level in _REGION_LEVELS:
@@ -672,13 +749,16 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
     p = _parse(gaz, text)
     explanation = []
     still = _fuzzy(gaz, p) if p.unknown else []
+    seen: dict[tuple, int] = {}
     for h in p.hits:
-        if h.via.startswith("fuzzy"):
-            continue
-        if h.kind in ("province", "city"):
-            explanation.append(f"{h.kind}: {h.text} (ignored, single-city gazetteer)")
+        if not h.via.startswith("fuzzy"):
+            seen[(h.kind, h.text, h.via)] = seen.get((h.kind, h.text, h.via), 0) + 1
+    for (kind, text_, via), count in seen.items():
+        if kind in ("province", "city"):
+            explanation.append(f"{kind}: {text_} (ignored, single-city gazetteer)")
         else:
-            explanation.append(f"{h.kind}: {h.text}" + ("" if h.via == "name" else f" ({h.via})"))
+            explanation.append(f"{kind}: {text_}" + ("" if via == "name" else f" ({via})")
+                               + (f" ({count} places)" if count > 1 else ""))
     for label, value in (("door", p.door), ("building", p.building), ("unit", p.unit)):
         if value:
             explanation.append(f"{label}: {value}")
@@ -688,7 +768,7 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
 
     regions = _region_constraints(p)
     hits = _entity_hits(gaz, p, regions)
-    cands = _candidates(gaz, p, hits, regions)
+    cands = _candidates(gaz, p, hits, regions, limit)
     if not cands:
         explanation.append("no region, road or compound recognised")
         return GeocodeResult(text, p.normalized, "not_found", None, 0.0, None, [], explanation)
@@ -745,7 +825,7 @@ def _matched(gaz: Gazetteer, precision: str, tied: list[_Cand], grid_code: str |
         codes = frozenset().union(*(_codes(gaz, c, level) for c in tied))
         sure[_CODE_FIELD[level]] = next(iter(codes)) if len(codes) == 1 else None
     if precision in ("building", "door") and top.addr is not None:
-        out = dict(gaz.addresses[top.addr])
+        out = _public(gaz.addresses[top.addr])
         out["kind"] = "address"
         out["grid_code"] = grid_code
         if len({c.addr for c in tied}) > 1:
@@ -788,4 +868,4 @@ def reverse_geocode(gaz: Gazetteer, lon: float, lat: float, max_distance_m: floa
     dist, idx = gaz._tree.query([x, y], k=1, distance_upper_bound=max_distance_m)
     if not math.isfinite(dist):
         return None
-    return ReverseResult(dict(gaz.addresses[int(idx)]), float(dist))
+    return ReverseResult(_public(gaz.addresses[int(idx)]), float(dist))

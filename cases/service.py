@@ -1,0 +1,613 @@
+"""The case service: intake, routing, the closed loop with optimistic concurrency, scoped reads.
+
+Handlers (web, CLI, importer, simulator) call these methods; they never touch case_record directly.
+Every read goes through cases.auth.case_scope; every change appends to the event log in the same
+transaction as the state change, and bumps `version` (optimistic concurrency: a stale version is told,
+never overwritten).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+import psycopg2.extras
+
+from cases import routing as routing_mod
+from cases import workflow
+from cases.auth import User, case_scope, present_personal_data
+from cases.calendar import WorkCalendar, to_local
+from cases.clusters import suggest_duplicates
+from cases.deadlines import CHANNELS, KINDS, channel_code, compute_deadlines, extend
+from gis.errors import BadInput, Conflict, NotFound, Unprocessable
+
+OPEN_STATES = tuple(sorted(workflow.OPEN_STATES))
+CASE_COLUMNS = (
+    "id, case_no, submission_key, channel, kind, category_code, title, content, anonymous, reporter_name, "
+    "reporter_phone, reporter_id_no, address_text, ST_X(geom) AS lon, ST_Y(geom) AS lat, orig_crs, orig_x, orig_y, "
+    "grid_code, generation, village_code, township_code, county_code, status, emergency, received_at, accepted_at, "
+    "dispatched_at, signed_at, replied_at, evaluated_at, closed_at, sign_due_at, reply_due_at, accept_due_at, "
+    "handle_due_at, deadline_profile, extended_days, evaluation, version, handling_level, handler_region, "
+    "lead_department, co_departments, officer_code, routing, geocode, near_boundary, needs_pin, returned_count, "
+    "reopened_count, forwarded, solved, merged_into, accused_units, accused_persons, updated_at, reporter_key"
+)
+
+
+@dataclass
+class CaseConfig:
+    """Tunable behaviour of the loop (a city's settings)."""
+
+    boundary_m: float = 30.0          # closer than this to another grid → flagged for confirmation
+    duplicate_radius_m: float = 250.0
+    duplicate_days: int = 30
+    return_escalation: int = workflow.DEFAULT_RETURN_ESCALATION
+    geocode_confident: float = 0.8
+
+
+def reporter_key(phone: str | None, id_no: str | None) -> str | None:
+    """A stable pseudonymous key of the reporter for repeat counting (never the raw number)."""
+    raw = (id_no or "").strip().upper() or "".join(ch for ch in (phone or "") if ch.isdigit())[-11:]
+    if not raw:
+        return None
+    return hashlib.sha256(("gridgov-reporter:" + raw).encode()).hexdigest()[:24]
+
+
+def _now() -> dt.datetime:
+    return to_local(dt.datetime.now(dt.UTC))
+
+
+class CaseService:
+    """Case operations over one Database, with cached reference data (rules, departments, categories)."""
+
+    def __init__(self, db, config: CaseConfig | None = None, calendar: WorkCalendar | None = None):
+        self.db = db
+        self.config = config or CaseConfig()
+        self.calendar = calendar or WorkCalendar()
+        self._ref = None
+        self._gazetteer = None
+
+    # -- reference data -----------------------------------------------------------------------
+    def reference(self) -> dict:
+        """Categories, departments, routing rules and the city code (cached; call invalidate() after edits)."""
+        if self._ref is None:
+            cats = {r["code"]: r for r in self.db.fetchall("SELECT code, name, parent_code, dept_kind, min_level "
+                                                           "FROM category")}
+            depts = self.db.fetchall("SELECT code, name, kind, level, region_code FROM department ORDER BY code")
+            rules = self.db.fetchall("SELECT * FROM routing_rule WHERE active ORDER BY priority, id")
+            city = self.db.fetchone("SELECT code FROM region WHERE level = 'city' AND generation = "
+                                    "(SELECT id FROM generation WHERE active)")
+            self._ref = {"categories": cats, "departments": depts, "rules": rules,
+                         "dept_by_code": {d["code"]: d for d in depts}, "city_code": city and city["code"]}
+        return self._ref
+
+    def invalidate(self) -> None:
+        """Forget cached reference data and the gazetteer."""
+        self._ref = None
+        self._gazetteer = None
+
+    def gazetteer(self):
+        """The address gazetteer of the standard addresses (built once)."""
+        if self._gazetteer is None:
+            from grids.geocode import Gazetteer
+
+            regions = self.db.fetchall("SELECT code, level, name, short_name, parent_code FROM region "
+                                       "WHERE generation = (SELECT id FROM generation WHERE active)")
+            roads = self.db.fetchall("SELECT name, county_code, aliases, old_names FROM road")
+            addresses = self.db.fetchall(
+                "SELECT code, full_text, county_code, township_code, village_code, road, door_no, compound, "
+                "building, unit, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM address")
+            self._gazetteer = Gazetteer.from_rows(regions, roads, addresses)
+        return self._gazetteer
+
+    # -- location -------------------------------------------------------------------------------
+    def _resolve_location(self, sub: dict) -> dict:
+        """Coordinates (any accepted CRS) or address text → grid chain, or a reason to wait for a pin."""
+        from grids.locate import locate
+
+        out = {"needs_pin": False, "geocode": None, "lon": None, "lat": None, "orig": None, "chain": None}
+        x, y = sub.get("lon", sub.get("x")), sub.get("lat", sub.get("y"))
+        if x is not None and y is not None:
+            chain = locate(self.db, x, y, sub.get("crs") or "EPSG:4326")
+            out.update(lon=chain["wgs84"]["lon"], lat=chain["wgs84"]["lat"], orig=chain["input"])
+            if chain["status"] != "inside":
+                out["needs_pin"] = True
+                out["geocode"] = {"status": "outside", "nearest": chain.get("nearest")}
+            else:
+                out["chain"] = chain
+            return out
+        text = (sub.get("address_text") or "").strip()
+        if not text:
+            out["needs_pin"] = True
+            out["geocode"] = {"status": "no_location"}
+            return out
+        from grids.geocode import geocode
+
+        res = geocode(self.gazetteer(), text).to_dict()
+        out["geocode"] = {k: res.get(k) for k in ("status", "precision", "confidence", "normalized")}
+        matched = res.get("matched") or {}
+        if res.get("status") == "matched" and (res.get("confidence") or 0) >= self.config.geocode_confident \
+                and matched.get("grid_code") and matched.get("lon") is not None:
+            chain = locate(self.db, matched["lon"], matched["lat"])
+            if chain["status"] == "inside":
+                out.update(lon=matched["lon"], lat=matched["lat"], chain=chain)
+                return out
+        out["needs_pin"] = True
+        # Keep the part of the chain the geocoder is sure of (e.g. the county).
+        out["partial"] = {k: matched.get(k) for k in ("county_code", "township_code") if matched.get(k)}
+        return out
+
+    def _officer_code(self, grid_code: str | None) -> str | None:
+        if not grid_code:
+            return None
+        row = self.db.fetchone("SELECT s.code FROM staff s JOIN staff_role r ON r.role = s.role "
+                               "WHERE s.grid_code = %s AND r.is_officer AND s.active ORDER BY s.code LIMIT 1",
+                               (grid_code,))
+        return row and row["code"]
+
+    def _near_other_grid(self, lon, lat, grid_code, generation) -> float | None:
+        row = self.db.fetchone(
+            "SELECT min(ST_Distance(g.geom::geography, p.pt::geography)) AS d FROM grid g, "
+            "(SELECT ST_SetSRID(ST_MakePoint(%s, %s), 4326) AS pt) p WHERE g.generation = %s AND g.code <> %s "
+            "AND ST_DWithin(g.geom::geography, p.pt::geography, %s)",
+            (lon, lat, generation, grid_code, self.config.boundary_m))
+        return row["d"] if row and row["d"] is not None else None
+
+    # -- intake -------------------------------------------------------------------------------
+    def _validate_submission(self, sub: dict) -> dict:
+        if not isinstance(sub, dict):
+            raise BadInput("submission must be a JSON object")
+        ch = channel_code(str(sub.get("channel") or ""))
+        kind = sub.get("kind")
+        if kind not in KINDS:
+            raise BadInput(f"kind must be one of {'、'.join(KINDS)}", field="kind")
+        title = (sub.get("title") or "").strip()
+        if not title:
+            raise BadInput("title is required", field="title")
+        if len(title) > 200:
+            raise BadInput("title is longer than 200 characters", field="title")
+        cat = sub.get("category_code")
+        if cat and cat not in self.reference()["categories"]:
+            raise BadInput(f"unknown category {cat!r}", field="category_code")
+        anonymous = bool(sub.get("anonymous"))
+        for f in ("accused_units", "accused_persons"):
+            v = sub.get(f) or []
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                raise BadInput(f"{f} must be a list of strings", field=f)
+        received = sub.get("received_at")
+        if isinstance(received, str):
+            try:
+                received = dt.datetime.fromisoformat(received)
+            except ValueError:
+                raise BadInput(f"received_at {received!r} is not an ISO date-time", field="received_at") from None
+        return {**sub, "channel": ch, "kind": kind, "title": title, "anonymous": anonymous,
+                "received_at": to_local(received) if received else None}
+
+    def intake(self, sub: dict, actor: User | None = None, now: dt.datetime | None = None) -> dict:
+        """Register a case from any channel; idempotent on submission_key. Returns the case (as the actor sees
+        it) with `duplicate_submission`, `duplicates` (suggested) and the routing explanation."""
+        sub = self._validate_submission(sub)
+        now = to_local(now) if now else _now()
+        key = sub.get("submission_key")
+        if key:
+            row = self.db.fetchone("SELECT id FROM case_record WHERE submission_key = %s", (key,))
+            if row:
+                out = self._read(actor, row["id"]) if actor else {"id": row["id"]}
+                return {**out, "duplicate_submission": True}
+        received = sub["received_at"] or now
+        ref = self.reference()
+        # Location first, outside the write transaction (it reads through its own pooled connection).
+        loc = self._resolve_location(sub)
+        chain = loc["chain"] or {}
+        grid = chain.get("grid") or {}
+        codes = {"grid_code": grid.get("code"), "generation": grid.get("generation"),
+                 "village_code": (chain.get("village") or {}).get("code"),
+                 "township_code": (chain.get("township") or {}).get("code"),
+                 "county_code": (chain.get("county") or {}).get("code")}
+        if not codes["county_code"] and loc.get("partial"):
+            codes.update({k: v for k, v in loc["partial"].items()})
+        near = None
+        if codes["grid_code"]:
+            near = self._near_other_grid(loc["lon"], loc["lat"], codes["grid_code"], codes["generation"])
+        officer = self._officer_code(codes["grid_code"])
+        with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],
+                                "channel": sub["channel"], "accused_units": sub.get("accused_units") or []}
+            decision = routing_mod.route(case_for_routing, ref["rules"], ref["departments"], ref["categories"],
+                                         chain={"generation": codes["generation"], "officer_code": officer},
+                                         city_code=ref["city_code"])
+            if near is not None:
+                decision.explanation.append(f"距相邻网格 {near:.0f} 米（< {self.config.boundary_m:g} 米），需确认")
+            seq = self._next_case_no(cur, received)
+            cur.execute(
+                "INSERT INTO case_record (case_no, submission_key, channel, kind, category_code, title, content, "
+                "anonymous, reporter_name, reporter_phone, reporter_id_no, reporter_key, address_text, geom, orig_crs, "
+                "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
+                "received_at, handling_level, handler_region, lead_department, co_departments, officer_code, routing, "
+                "geocode, near_boundary, needs_pin, accused_units, accused_persons, deadline_profile) VALUES "
+                "(%(case_no)s, %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, %(content)s, %(anon)s, %(rname)s, "
+                "%(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS NULL THEN NULL ELSE "
+                "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, %(grid)s, %(gen)s, "
+                "%(village)s, %(township)s, %(county)s, 'received', %(emerg)s, %(received)s, %(level)s, %(hregion)s, "
+                "%(lead)s, %(co)s, %(officer)s, %(routing)s, %(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, "
+                "%(profile)s) RETURNING id",
+                {"case_no": seq, "key": key, "channel": sub["channel"], "kind": sub["kind"],
+                 "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
+                 "anon": sub["anonymous"],
+                 "rname": None if sub["anonymous"] else sub.get("reporter_name"),
+                 "rphone": None if sub["anonymous"] else sub.get("reporter_phone"),
+                 "rid": None if sub["anonymous"] else sub.get("reporter_id_no"),
+                 "rkey": None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"),
+                                                                    sub.get("reporter_id_no")),
+                 "addr": sub.get("address_text"), "lon": loc["lon"], "lat": loc["lat"],
+                 "ocrs": (loc["orig"] or {}).get("crs"), "ox": (loc["orig"] or {}).get("x"),
+                 "oy": (loc["orig"] or {}).get("y"), "grid": codes["grid_code"], "gen": codes["generation"],
+                 "village": codes["village_code"], "township": codes["township_code"],
+                 "county": codes["county_code"], "emerg": bool(sub.get("emergency")), "received": received,
+                 "level": decision.handling_level, "hregion": decision.handler_region,
+                 "lead": decision.lead_department, "co": decision.co_departments, "officer": decision.officer_code,
+                 "routing": json.dumps(decision.to_dict(), ensure_ascii=False),
+                 "geocode": json.dumps(loc["geocode"], ensure_ascii=False) if loc["geocode"] else None,
+                 "near": near is not None, "pin": loc["needs_pin"], "au": sub.get("accused_units") or [],
+                 "ap": sub.get("accused_persons") or [], "profile": None})
+            case_id = cur.fetchone()["id"]
+            actor_role = actor.role if actor else "citizen"
+            self._event(cur, case_id, actor, actor_role, "receive", None, "received", None,
+                        {"channel": sub["channel"], "routing": decision.explanation}, received)
+            state = "received"
+            auto = actor is not None and actor.role in ("dispatcher", "admin", "city_center", "county_center",
+                                                        "township_center")
+            if auto:
+                state = self._apply(cur, case_id, actor, state, "accept", None, {}, received)
+                if not loc["needs_pin"] and near is None:
+                    state = self._apply(cur, case_id, actor, state, "dispatch", None,
+                                        {"lead_department": decision.lead_department,
+                                         "handling_level": decision.handling_level}, received)
+            self._set_deadlines(cur, case_id)
+            dups = self._duplicates(cur, case_id)
+        out = self._read(actor, case_id) if actor else {"id": case_id, "case_no": seq, "status": state}
+        return {**out, "duplicate_submission": False, "duplicates": dups}
+
+    def _next_case_no(self, cur, received: dt.datetime) -> str:
+        day = to_local(received).strftime("%Y%m%d")
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('case_no' || %s))", (day,))
+        cur.execute("SELECT count(*) AS n FROM case_record WHERE case_no LIKE %s", (f"GG{day}%",))
+        return f"GG{day}{cur.fetchone()['n'] + 1:06d}"
+
+    def _duplicates(self, cur, case_id: int) -> list[dict]:
+        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
+        new = cur.fetchone()
+        cur.execute(
+            f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id <> %(id)s AND c.status <> 'merged' "
+            "AND c.received_at BETWEEN %(t)s - make_interval(days => %(days)s) "
+            "AND %(t)s + make_interval(days => %(days)s) "
+            "AND ((%(rkey)s::text IS NOT NULL AND c.reporter_key = %(rkey)s) OR (c.category_code = %(cat)s AND "
+            "%(lon)s::float8 IS NOT NULL AND ST_DWithin(c.geom::geography, "
+            "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(r)s))) "
+            "ORDER BY c.received_at DESC LIMIT 50",
+            {"id": case_id, "t": new["received_at"], "days": self.config.duplicate_days, "rkey": new["reporter_key"],
+             "cat": new["category_code"], "lon": new["lon"], "lat": new["lat"],
+             "r": self.config.duplicate_radius_m})
+        cands = cur.fetchall()
+        if not cands:
+            return []
+        return suggest_duplicates(dict(new), [dict(c) for c in cands], radius_m=self.config.duplicate_radius_m,
+                                  days=self.config.duplicate_days)
+
+    def _set_deadlines(self, cur, case_id: int) -> None:
+        cur.execute("SELECT channel, kind, emergency, received_at, accepted_at, dispatched_at, extended_days "
+                    "FROM case_record WHERE id = %s", (case_id,))
+        r = cur.fetchone()
+        d = self.deadlines_for(r)
+        f = d.as_fields()
+        cur.execute("UPDATE case_record SET sign_due_at = %s, reply_due_at = %s, accept_due_at = %s, "
+                    "handle_due_at = %s, deadline_profile = %s WHERE id = %s",
+                    (f.get("sign_due_at"), f.get("reply_due_at"), f.get("accept_due_at"), f.get("handle_due_at"),
+                     d.profile, case_id))
+
+    def deadlines_for(self, r: dict):
+        """The deadlines of a case row (profile, milestones, explanation), extensions applied."""
+        d = compute_deadlines(r["received_at"], r["channel"], r["kind"], r["emergency"], self.calendar,
+                              accepted_at=r.get("accepted_at"), dispatched_at=r.get("dispatched_at"))
+        if r.get("extended_days"):
+            d = extend(d, int(r["extended_days"]), self.calendar)
+        return d
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _event(self, cur, case_id, actor: User | None, role: str, action: str, from_state, to_state, reason,
+               data: dict, at: dt.datetime) -> None:
+        cur.execute("INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
+                    "data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (case_id, at, actor.id if actor else None, role, action, from_state, to_state, reason,
+                     json.dumps(data, ensure_ascii=False, default=str)))
+
+    _STAMP = {"accept": "accepted_at", "dispatch": "dispatched_at", "sign": "signed_at", "reply": "replied_at",
+              "evaluate": "evaluated_at", "close": "closed_at", "reassign": "dispatched_at",
+              "correct_routing": "dispatched_at", "escalate": "dispatched_at"}
+
+    def _apply(self, cur, case_id: int, actor: User | None, state: str, action: str, reason, data: dict,
+               at: dt.datetime, role: str | None = None) -> str:
+        role = role or (actor.role if actor else "system")
+        t = workflow.apply(state, action, role, reason)
+        sets, params = ["status = %(to)s", "updated_at = %(at)s"], {"to": t.new_state, "at": at, "id": case_id}
+        stamp = self._STAMP.get(action)
+        if stamp:
+            sets.append(f"{stamp} = %(at)s")
+        if action in ("dispatch", "reassign", "correct_routing", "escalate"):
+            sets.append("signed_at = NULL")
+        if action == "return":
+            sets.append("returned_count = returned_count + 1")
+        if action == "reopen":
+            sets += ["reopened_count = reopened_count + 1", "replied_at = NULL", "evaluated_at = NULL",
+                     "evaluation = NULL", "closed_at = NULL", "solved = NULL"]
+        if action == "correct_routing":
+            sets.append("forwarded = true")
+        if action == "reply":
+            sets.append("solved = %(solved)s")
+            params["solved"] = bool(data.get("solved", True))
+        if action == "evaluate":
+            ev = data.get("evaluation")
+            if ev not in ("满意", "基本满意", "不满意"):
+                raise BadInput("evaluation must be 满意, 基本满意 or 不满意", field="evaluation")
+            sets.append("evaluation = %(ev)s")
+            params["ev"] = ev
+        if action == "merge":
+            sets.append("merged_into = %(master)s")
+            params["master"] = data["master_id"]
+        for col in ("handling_level", "handler_region", "lead_department", "co_departments", "officer_code",
+                    "grid_code", "generation", "village_code", "township_code", "county_code", "routing",
+                    "needs_pin", "near_boundary"):
+            if col in data.get("set", {}):
+                v = data["set"][col]
+                sets.append(f"{col} = %(set_{col})s")
+                params[f"set_{col}"] = json.dumps(v, ensure_ascii=False) if col == "routing" else v
+        cur.execute(f"UPDATE case_record SET {', '.join(sets)} WHERE id = %(id)s", params)
+        ev_data = {k: v for k, v in data.items() if k != "set"}
+        self._event(cur, case_id, actor, role, t.event["kind"], state, t.new_state, t.event.get("reason"),
+                    {**ev_data, **{k: v for k, v in t.event.items() if k in ("from_level", "to_level", "auto")}}, at)
+        return t.new_state
+
+    def act(self, user: User, case_id: int, action: str, reason: str | None = None,
+            expected_version: int | None = None, data: dict | None = None, now: dt.datetime | None = None) -> dict:
+        """Perform an action on a case the user can see; refuses illegal transitions and stale versions."""
+        data = dict(data or {})
+        now = to_local(now) if now else _now()
+        ref = self.reference()
+        with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            scope, params = case_scope(user)
+            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
+                        {**params, "cid": case_id})
+            case = cur.fetchone()
+            if case is None:
+                raise NotFound(f"case {case_id} not found")
+            if expected_version is not None and int(expected_version) != case["version"]:
+                raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
+                               f"you had {expected_version}): reload and try again", field="version",
+                               details={"version": case["version"], "status": case["status"]})
+            state = case["status"]
+            if action == "escalate":
+                level = case["handling_level"] or "village"
+                target = workflow.next_level(level if level in workflow.LEVELS else "village")
+                data["set"] = self._reroute(case, ref, escalation_level=target)
+                data.update(from_level=level, to_level=target)
+            elif action in ("correct_routing", "reassign"):
+                data["set"] = self._reroute(case, ref, override=data)
+            elif action == "dispatch" and data.get("grid_code"):
+                data["set"] = self._reroute(case, ref, override=data)
+            elif action == "merge":
+                self._check_master(cur, user, case, data)
+            elif action == "request_extension":
+                days = int(data.get("days") or 0)
+                if days < 1:
+                    raise BadInput("days must be a positive number", field="days")
+                cur.execute("SELECT 1 FROM extension_request WHERE case_id = %s AND decided_at IS NULL", (case_id,))
+                if cur.fetchone():
+                    raise Conflict("an extension request is already pending", field="days")
+                cur.execute("INSERT INTO extension_request (case_id, days, reason, requested_by, requested_at) "
+                            "VALUES (%s, %s, %s, %s, %s)", (case_id, days, reason or "", user.id, now))
+            elif action in ("approve_extension", "deny_extension"):
+                cur.execute("SELECT id, days FROM extension_request WHERE case_id = %s AND decided_at IS NULL",
+                            (case_id,))
+                req = cur.fetchone()
+                if req is None:
+                    raise Conflict("no pending extension request", field="action")
+                approve = action == "approve_extension"
+                if approve:  # validates the profile's maximum before anything is written
+                    self.deadlines_for({**case, "extended_days": case["extended_days"] + req["days"]})
+                cur.execute("UPDATE extension_request SET decided_by = %s, decided_at = %s, approved = %s "
+                            "WHERE id = %s", (user.id, now, approve, req["id"]))
+                if approve:
+                    cur.execute("UPDATE case_record SET extended_days = extended_days + %s WHERE id = %s",
+                                (req["days"], case_id))
+                data["days"] = req["days"]
+            state = self._apply(cur, case_id, user, state, action, reason, data, now)
+            cur.execute("UPDATE case_record SET version = version + 1 WHERE id = %s AND version = %s",
+                        (case_id, case["version"]))
+            if cur.rowcount != 1:  # cannot happen under FOR UPDATE, kept as a guard
+                raise Conflict("case changed concurrently: reload and try again", field="version")
+            if action == "merge":
+                self._event(cur, data["master_id"], user, user.role, "merged_in", None, None, reason,
+                            {"case_id": case_id, "case_no": case["case_no"]}, now)
+            if action == "return":
+                self._auto_escalate(cur, case_id, user, now)
+            if action in ("dispatch", "accept", "approve_extension", "escalate", "reassign", "correct_routing"):
+                self._set_deadlines(cur, case_id)
+        return self._read(user, case_id)
+
+    def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:
+        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
+        case = cur.fetchone()
+        level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
+        t = workflow.auto_escalate(case["status"], level, case["returned_count"], self.config.return_escalation)
+        if t is None:
+            return
+        data = {"set": self._reroute(case, self.reference(), escalation_level=t.event["to_level"]),
+                "from_level": level, "to_level": t.event["to_level"], "auto": True}
+        self._apply(cur, case_id, None, case["status"], "escalate", t.event["reason"], data, now, role="system")
+
+    def _reroute(self, case: dict, ref: dict, escalation_level: str | None = None, override: dict | None = None):
+        override = override or {}
+        c = dict(case)
+        if override.get("grid_code"):
+            g = self.db.fetchone(
+                "SELECT g.code, g.generation, g.village_code, r.parent_code AS township_code, "
+                "t.parent_code AS county_code FROM grid g JOIN region r ON r.code = g.village_code AND "
+                "r.generation = g.generation JOIN region t ON t.code = r.parent_code AND t.generation = g.generation "
+                "WHERE g.code = %s AND g.generation = (SELECT id FROM generation WHERE active)",
+                (override["grid_code"],))
+            if g is None:
+                raise BadInput(f"unknown grid {override['grid_code']!r}", field="grid_code")
+            c.update(grid_code=g["code"], generation=g["generation"], village_code=g["village_code"],
+                     township_code=g["township_code"], county_code=g["county_code"])
+        if override.get("category_code"):
+            if override["category_code"] not in ref["categories"]:
+                raise BadInput(f"unknown category {override['category_code']!r}", field="category_code")
+            c["category_code"] = override["category_code"]
+        if escalation_level:
+            c["escalation_level"] = escalation_level
+        elif case.get("handling_level") in ("township", "county", "city"):
+            c["escalation_level"] = case["handling_level"]
+        officer = self._officer_code(c.get("grid_code"))
+        d = routing_mod.route(c, ref["rules"], ref["departments"], ref["categories"],
+                              chain={"generation": c.get("generation"), "officer_code": officer},
+                              city_code=ref["city_code"])
+        if override.get("lead_department"):
+            if override["lead_department"] not in ref["dept_by_code"]:
+                raise BadInput(f"unknown department {override['lead_department']!r}", field="lead_department")
+            if override["lead_department"] in (case.get("accused_units") or []):
+                raise Unprocessable("被举报单位不得承办该件", field="lead_department")
+            d.lead_department = override["lead_department"]
+            d.explanation.append(f"人工指定牵头部门：{ref['dept_by_code'][d.lead_department]['name']}")
+        out = {"handling_level": d.handling_level, "handler_region": d.handler_region,
+               "lead_department": d.lead_department, "co_departments": d.co_departments,
+               "officer_code": d.officer_code, "routing": d.to_dict(), "needs_pin": not c.get("grid_code"),
+               "near_boundary": False}
+        for k in ("grid_code", "generation", "village_code", "township_code", "county_code", "category_code"):
+            if override.get(k) or (k != "category_code" and override.get("grid_code")):
+                out[k] = c.get(k)
+        out.pop("category_code", None)
+        return out
+
+    def _check_master(self, cur, user: User, case: dict, data: dict) -> None:
+        master = data.get("master_id")
+        if not master or int(master) == case["id"]:
+            raise BadInput("merge needs master_id of another case", field="master_id")
+        scope, params = case_scope(user)
+        cur.execute(f"SELECT id, status FROM case_record c WHERE c.id = %(mid)s AND {scope}",
+                    {**params, "mid": int(master)})
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"master case {master} not found")
+        if row["status"] in ("merged", "rejected"):
+            raise Unprocessable(f"master case {master} is {row['status']}", field="master_id")
+        data["master_id"] = int(master)
+
+    def pin(self, user: User, case_id: int, x, y, crs: str = "EPSG:4326", now=None) -> dict:
+        """Manual pin for a case waiting in the dispatcher queue: locate, route, then it can be dispatched."""
+        from grids.locate import locate
+
+        chain = locate(self.db, x, y, crs)
+        lon, lat, orig = chain["wgs84"]["lon"], chain["wgs84"]["lat"], chain["input"]
+        if chain["status"] != "inside":
+            raise Unprocessable("该点位于网格覆盖范围之外", field="lon", details={"nearest": chain.get("nearest")})
+        ref = self.reference()
+        with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            scope, params = case_scope(user)
+            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
+                        {**params, "cid": case_id})
+            case = cur.fetchone()
+            if case is None:
+                raise NotFound(f"case {case_id} not found")
+            upd = self._reroute(case, ref, override={"grid_code": chain["grid"]["code"]})
+            cur.execute(
+                "UPDATE case_record SET geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), orig_crs = %s, orig_x = %s, "
+                "orig_y = %s, grid_code = %s, generation = %s, village_code = %s, township_code = %s, county_code = %s,"
+                " handling_level = %s, handler_region = %s, lead_department = %s, co_departments = %s, "
+                "officer_code = %s, routing = %s, needs_pin = false, version = version + 1, updated_at = %s "
+                "WHERE id = %s",
+                (lon, lat, orig["crs"], orig["x"], orig["y"], upd["grid_code"], upd["generation"], upd["village_code"],
+                 upd["township_code"], upd["county_code"], upd["handling_level"], upd["handler_region"],
+                 upd["lead_department"], upd["co_departments"], upd["officer_code"],
+                 json.dumps(upd["routing"], ensure_ascii=False), to_local(now) if now else _now(), case_id))
+            self._event(cur, case_id, user, user.role, "pin", case["status"], case["status"], None,
+                        {"grid_code": upd["grid_code"], "lon": lon, "lat": lat}, to_local(now) if now else _now())
+        return self._read(user, case_id)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def _read(self, user: User | None, case_id: int) -> dict:
+        if user is None:
+            raise NotFound(f"case {case_id} not found")
+        return self.get(user, case_id)
+
+    def get(self, user: User, case_id: int) -> dict:
+        """One case as the user may see it (scoped, personal data masked), with events and deadlines."""
+        scope, params = case_scope(user)
+        row = self.db.fetchone(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope}",
+                               {**params, "cid": int(case_id)})
+        if row is None:
+            raise NotFound(f"case {case_id} not found")
+        out = present_personal_data(user, _plain(row))
+        out["events"] = [_plain(e) for e in self.db.fetchall(
+            "SELECT at, actor_role, action, from_state, to_state, reason, data FROM case_event WHERE case_id = %s "
+            "ORDER BY id", (case_id,))]
+        out["deadlines"] = self.deadlines_for(row).to_dict()
+        out["status_label"] = workflow.STATES.get(row["status"], row["status"])
+        out["channel_label"] = CHANNELS.get(row["channel"], row["channel"])
+        out["allowed_actions"] = workflow.allowed_actions(row["status"], user.role)
+        return out
+
+    def list(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,
+             offset: int = 0, order: str = "urgency", needs_pin: bool | None = None) -> list[dict]:
+        """Cases the user may see; `urgency` orders by the nearest due instant first."""
+        if not 1 <= limit <= 1000:
+            raise BadInput("limit must be 1..1000", field="limit")
+        scope, params = case_scope(user)
+        where = [scope]
+        if status:
+            if status not in workflow.STATES:
+                raise BadInput(f"unknown status {status!r}", field="status")
+            where.append("c.status = %(status)s")
+            params["status"] = status
+        if open_only:
+            where.append("c.status = ANY(%(open)s)")
+            params["open"] = list(OPEN_STATES)
+        if needs_pin is not None:
+            where.append("c.needs_pin = %(pin)s")
+            params["pin"] = needs_pin
+        orders = {
+            "urgency": "CASE WHEN c.status IN ('dispatched') THEN c.sign_due_at WHEN c.status IN "
+                       "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) ELSE "
+                       "coalesce(c.reply_due_at, c.handle_due_at) END NULLS LAST, c.id",
+            "newest": "c.received_at DESC, c.id DESC",
+        }
+        if order not in orders:
+            raise BadInput("order must be urgency or newest", field="order")
+        params.update(limit=limit, offset=offset)
+        rows = self.db.fetchall(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE {' AND '.join(where)} "
+                                f"ORDER BY {orders[order]} LIMIT %(limit)s OFFSET %(offset)s", params)
+        return [present_personal_data(user, _plain(r)) for r in rows]
+
+    def repeat_counts(self, user: User, case_id: int) -> dict:
+        """重复信访: how many cases the same reporter filed, and how many merged into this case."""
+        case = self.get(user, case_id)
+        row = self.db.fetchone(
+            "SELECT (SELECT count(*) FROM case_record WHERE reporter_key IS NOT NULL AND reporter_key = "
+            "(SELECT reporter_key FROM case_record WHERE id = %(id)s)) AS by_person, "
+            "(SELECT count(*) FROM case_record WHERE merged_into = %(id)s) AS merged_in", {"id": case["id"]})
+        return {"by_person": row["by_person"], "merged_in": row["merged_in"]}
+
+
+def _plain(row: dict) -> dict:
+    out = {}
+    for k, v in dict(row).items():
+        if isinstance(v, dt.datetime):
+            out[k] = to_local(v).isoformat()
+        else:
+            out[k] = v
+    return out
+
+
+def channel_choices() -> dict:
+    """Channel codes and Chinese labels (for forms and docs)."""
+    return dict(CHANNELS)
