@@ -48,6 +48,7 @@ FUZZY_CUTOFF = 70.0       # rapidfuzz ratio below which a span is not a name
 FUZZY_MARGIN = 8.0        # fuzzy matches this close to the best are kept as rivals
 BASE_CONFIDENCE = {"building": 0.98, "door": 0.97, "compound": 0.95, "road": 0.93,
                    "village": 0.95, "township": 0.95, "county": 0.95}
+UNKNOWN_FACTOR = 0.85     # per span of text left unexplained
 VIA_FACTOR = {"name": 1.0, "alias": 0.99, "old_name": 0.98, "short": 0.99, "stripped": 0.97}
 
 _NUMBER_RE = re.compile(
@@ -527,10 +528,6 @@ def _ent_codes(ent: _Entity, level: str) -> frozenset:
     return {"village": ent.villages, "township": ent.townships, "county": ent.counties}[level]
 
 
-def _overlap(codes, wanted) -> bool:
-    return any(c in wanted for c in codes)
-
-
 def _score_regions(codes_by_level: dict, regions: dict, cand: _Cand) -> None:
     for level, wanted in regions.items():
         codes = codes_by_level[level]
@@ -735,7 +732,8 @@ def _confidence(precision: str, top: _Cand, runner: _Cand | None, still_unknown:
             conf *= 0.55 + 0.3 * gap
     if top.conflicts:
         conf = min(conf, 0.6)
-    conf *= 0.93 ** min(still_unknown, 3)
+    # text we could not explain may be a misread name next to a token we did read
+    conf *= UNKNOWN_FACTOR ** min(still_unknown, 3)
     return max(0.0, min(1.0, conf))
 
 
@@ -835,10 +833,8 @@ def _matched(gaz: Gazetteer, precision: str, tied: list[_Cand], grid_code: str |
     if precision in ("compound", "road"):
         ent = next((c.entity for c in tied if c.entity is not None and c.kind == precision), None)
         if ent is None:
-            a = gaz.addresses[top.addr]
             key = gaz._norm[top.addr][1 if precision == "compound" else 0]
             ent = gaz.entities[(precision,) + key]
-            del a
         name = ent.label
         lon, lat, code = ent.lon, ent.lat, None
     else:

@@ -151,12 +151,12 @@ def list_layers(path) -> list[str]:
 
 def read_layer(path, layer: str | None = None, crs: str | None = None) -> tuple[list[dict], np.ndarray, str]:
     """Read one layer: (attribute rows, WGS84 geometries, source CRS name)."""
-    import pyogrio
+    from pyogrio.raw import read
 
     src = dataset_path(path)
     where = f"{path}" + (f" layer {layer}" if layer else "")
     try:
-        meta, _, geoms, fields = pyogrio.read(src, layer=layer, read_geometry=True)
+        meta, _, geoms, fields = read(src, layer=layer, read_geometry=True)
     except Exception as e:  # noqa: BLE001
         raise BadInput(f"cannot read {where}: {e}", field="path") from None
     names = list(meta["fields"])

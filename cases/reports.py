@@ -1,0 +1,297 @@
+"""Monthly 三率 reports per unit (月汇总): compute from case_record, snapshot as drafts, publish and freeze.
+
+SQL fetches the month's relevant rows only (cases whose sign/reply due, evaluation, closure or
+evaluation-window end falls in the month); `cases.rates` does every count, exactly. Published months
+are frozen twice over: the `rate_snapshot_no_change` trigger refuses UPDATE/DELETE of a published row,
+and `snapshot_month` refuses (Conflict, with the diff) to recompute a published month; `diff_month`
+shows what a recomputation would change without writing anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from fractions import Fraction
+
+from cases import rates as rates_mod
+from cases.auth import User, case_scope
+from cases.rates import DEFAULT_THRESHOLDS, RateConfig, UnitRates, four_colour, month_bounds, rank
+from gis.errors import BadInput, Conflict, NotFound
+
+# unit type → case_record column (a whitelist: only these names are ever put into SQL)
+UNIT_COLUMNS: dict[str, str] = {
+    "grid": "grid_code",
+    "village": "village_code",
+    "township": "township_code",
+    "county": "county_code",
+    "department": "lead_department",
+}
+UNIT_TYPES = tuple(UNIT_COLUMNS)
+UNIT_TYPE_LABELS: dict[str, str] = {
+    "grid": "网格", "village": "村（社区）", "township": "乡镇（街道）", "county": "县（市、区）",
+    "department": "事权部门",
+}
+
+# Fields rates.unit_rates reads, fetched for the month.
+_FIELDS = ("c.id, c.status, c.received_at, c.dispatched_at, c.sign_due_at, c.signed_at, c.reply_due_at, "
+           "c.replied_at, c.evaluated_at, c.closed_at, c.evaluation, c.returned_count, c.reopened_count, "
+           "c.forwarded, c.solved")
+
+# Cases that count in month [start, end): any cohort instant in the month. Merged duplicates (一稿多投)
+# are counted once, on the case they were merged into.
+_MONTH_WHERE = (
+    "c.status <> 'merged' AND c.merged_into IS NULL AND ("
+    "(c.sign_due_at >= %(start)s AND c.sign_due_at < %(end)s) OR "
+    "(c.reply_due_at >= %(start)s AND c.reply_due_at < %(end)s) OR "
+    "(c.evaluated_at >= %(start)s AND c.evaluated_at < %(end)s) OR "
+    "(c.closed_at >= %(start)s AND c.closed_at < %(end)s) OR "
+    "(c.replied_at >= %(wstart)s AND c.replied_at < %(wend)s))"
+)
+
+
+def _check_unit_type(unit_type: str) -> str:
+    if unit_type not in UNIT_COLUMNS:
+        raise BadInput(f"unknown unit type {unit_type!r}; one of {', '.join(UNIT_TYPES)}", field="unit_type")
+    return UNIT_COLUMNS[unit_type]
+
+
+def fetch_month_records(db, year: int, month: int, unit_type: str, config: RateConfig | None = None,
+                        user: User | None = None) -> list[dict]:
+    """The month's relevant case rows as rates.py records (unit in `unit`), scoped when a user is given."""
+    col = _check_unit_type(unit_type)
+    cfg = config or RateConfig()
+    start, end = month_bounds(year, month)
+    window = dt.timedelta(days=cfg.eval_window_days)
+    params = {"start": start, "end": end, "wstart": start - window, "wend": end - window}
+    where = [_MONTH_WHERE, f"c.{col} IS NOT NULL"]
+    if user is not None:
+        scope, sparams = case_scope(user)
+        where.append(scope)
+        params.update(sparams)
+    rows = db.fetchall(f"SELECT {_FIELDS}, c.{col} AS unit FROM case_record c WHERE {' AND '.join(where)} "
+                       f"ORDER BY c.id", params)
+    for r in rows:
+        r["dispatched"] = r["dispatched_at"] is not None
+    return rows
+
+
+def unit_names(db, unit_type: str) -> dict[str, str]:
+    """Code → name of every unit of a type (regions and grids of the active generation, departments)."""
+    _check_unit_type(unit_type)
+    if unit_type == "department":
+        rows = db.fetchall("SELECT code, name FROM department ORDER BY code")
+    elif unit_type == "grid":
+        # Older generations first so the active generation's name wins for codes kept across redraws.
+        rows = db.fetchall("SELECT g.code, g.name FROM grid g JOIN generation n ON n.id = g.generation "
+                           "ORDER BY n.active, g.generation, g.code")
+    else:
+        rows = db.fetchall("SELECT r.code, r.name FROM region r JOIN generation n ON n.id = r.generation "
+                           "WHERE r.level = %s ORDER BY n.active, r.generation, r.code", (unit_type,))
+    return {r["code"]: r["name"] for r in rows}
+
+
+def _active_units(db, unit_type: str) -> list[str]:
+    if unit_type == "department":
+        return [r["code"] for r in db.fetchall("SELECT code FROM department ORDER BY code")]
+    if unit_type == "grid":
+        sql = "SELECT code FROM grid WHERE generation = (SELECT id FROM generation WHERE active) ORDER BY code"
+        return [r["code"] for r in db.fetchall(sql)]
+    sql = ("SELECT code FROM region WHERE level = %s AND generation = (SELECT id FROM generation WHERE active) "
+           "ORDER BY code")
+    return [r["code"] for r in db.fetchall(sql, (unit_type,))]
+
+
+def metrics_of(ur: UnitRates) -> dict:
+    """JSON-safe metrics of a unit (each rate with exact numerator/denominator) plus the exact composite."""
+    m = ur.to_dict()
+    m.pop("unit", None)
+    m["composite_exact"] = None if ur.composite is None else str(ur.composite)
+    return m
+
+
+def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig | None = None,
+                  user: User | None = None, *, thresholds=DEFAULT_THRESHOLDS, last_place_red: bool = True,
+                  include_empty: bool | None = None, as_of: dt.datetime | None = None) -> list[dict]:
+    """Rates of every unit of a type for a month, ranked by composite, with names and 四色码 (reasons).
+
+    Each row: unit_type, unit_code, unit_name, rank, rates (exact UnitRates), metrics (JSON-safe),
+    colour, colour_label, colour_reasons, colour_reason. Units without cases are listed (no data) when
+    `include_empty` (default: only for the unscoped, official report, i.e. user is None). The last-ranked
+    unit(s) are red (嘉兴: 排名末位赋红码) when `last_place_red` and more than one rank exists.
+    """
+    cfg = config or RateConfig()
+    records = fetch_month_records(db, year, month, unit_type, cfg, user)
+    by_unit = rates_mod.monthly_rates(records, year, month, "unit", cfg, as_of=as_of)
+    if include_empty is None:
+        include_empty = user is None
+    if include_empty:
+        for code in _active_units(db, unit_type):
+            if code not in by_unit:
+                by_unit[code] = rates_mod.unit_rates([], year, month, cfg, unit=code, as_of=as_of)
+    names = unit_names(db, unit_type)
+    ranked = rank(by_unit)
+    ranks = [r for r, _ in ranked if r is not None]
+    last = max(ranks) if ranks and max(ranks) > 1 else None
+    out = []
+    for r, ur in ranked:
+        colour = four_colour(ur, thresholds, last_place=last_place_red and last is not None and r == last)
+        out.append({
+            "unit_type": unit_type, "unit_code": ur.unit, "unit_name": names.get(ur.unit, ""), "rank": r,
+            "rates": ur, "metrics": metrics_of(ur), "colour": colour.code, "colour_label": colour.label,
+            "colour_reasons": list(colour.reasons), "colour_reason": "；".join(colour.reasons),
+        })
+    return out
+
+
+def to_json(rows: list[dict]) -> list[dict]:
+    """compute_month rows without the exact UnitRates object (for JSON answers)."""
+    return [{k: v for k, v in r.items() if k != "rates"} for r in rows]
+
+
+# -- snapshots ---------------------------------------------------------------------------------------
+
+def _month_key(year: int, month: int) -> dt.date:
+    month_bounds(year, month)  # validates
+    return dt.date(year, month, 1)
+
+
+def _lock_month(cur, key: dt.date) -> None:
+    # One writer per month: snapshot and publish of the same month serialize here.
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('rate_snapshot:' || %s))", (key.isoformat(),))
+
+
+def _snapshot_rows(db, year, month, config, unit_types, as_of) -> list[dict]:
+    rows = []
+    for ut in unit_types:
+        for r in compute_month(db, year, month, ut, config, as_of=as_of):
+            metrics = dict(r["metrics"], rank=r["rank"], colour_reasons=r["colour_reasons"])
+            rows.append({"unit_type": ut, "unit_code": r["unit_code"], "unit_name": r["unit_name"],
+                         "metrics": metrics, "colour": r["colour"], "colour_reason": r["colour_reason"]})
+    return rows
+
+
+def _diff(stored: list[dict], fresh: list[dict]) -> dict:
+    old = {(r["unit_type"], r["unit_code"]): r for r in stored}
+    new = {(r["unit_type"], r["unit_code"]): r for r in fresh}
+    changed = []
+    for key in sorted(old.keys() & new.keys()):
+        o, n = old[key], new[key]
+        fields = {}
+        for name in (*rates_mod.RATE_LABELS, "overdue_unevaluated", "rank"):
+            ov, nv = _cmp_value(o["metrics"].get(name)), _cmp_value(n["metrics"].get(name))
+            if ov != nv:
+                fields[name] = {"old": ov, "new": nv}
+        if o["colour"] != n["colour"]:
+            fields["colour"] = {"old": o["colour"], "new": n["colour"]}
+        if fields:
+            changed.append({"unit_type": key[0], "unit_code": key[1], "changes": fields})
+    return {"added": [{"unit_type": t, "unit_code": c} for t, c in sorted(new.keys() - old.keys())],
+            "removed": [{"unit_type": t, "unit_code": c} for t, c in sorted(old.keys() - new.keys())],
+            "changed": changed, "identical": not changed and old.keys() == new.keys()}
+
+
+def _cmp_value(v):
+    if isinstance(v, dict):  # a Rate: compare the exact parts
+        return f"{v.get('numerator')}/{v.get('denominator')}"
+    return v
+
+
+def _stored(cur, key: dt.date, unit_types) -> list[dict]:
+    cur.execute("SELECT unit_type, unit_code, unit_name, metrics, colour, colour_reason, published_at "
+                "FROM rate_snapshot WHERE month = %s AND unit_type = ANY(%s)", (key, list(unit_types)))
+    return list(cur.fetchall())
+
+
+def diff_month(db, year: int, month: int, config: RateConfig | None = None, *, unit_types=UNIT_TYPES,
+               as_of: dt.datetime | None = None) -> dict:
+    """What recomputing a month would change against its stored snapshot; writes nothing."""
+    for ut in unit_types:
+        _check_unit_type(ut)
+    key = _month_key(year, month)
+    fresh = _snapshot_rows(db, year, month, config, unit_types, as_of)
+    with db.cursor() as cur:
+        stored = _stored(cur, key, unit_types)
+    published = any(r["published_at"] is not None for r in stored)
+    return {"month": key.isoformat(), "published": published, **_diff(stored, fresh)}
+
+
+def snapshot_month(db, year: int, month: int, config: RateConfig | None = None, *, unit_types=UNIT_TYPES,
+                   as_of: dt.datetime | None = None) -> dict:
+    """Write (or refresh) the month's draft rows in rate_snapshot; Conflict with the diff once published."""
+    for ut in unit_types:
+        _check_unit_type(ut)
+    key = _month_key(year, month)
+    fresh = _snapshot_rows(db, year, month, config, unit_types, as_of)
+    with db.cursor() as cur:
+        _lock_month(cur, key)
+        stored = _stored(cur, key, unit_types)
+        if any(r["published_at"] is not None for r in stored):
+            raise Conflict(f"{key:%Y年%m月} 的月度指标已发布，不能重算覆盖", field="month",
+                           details={"month": key.isoformat(), **_diff(stored, fresh)})
+        keep = {(r["unit_type"], r["unit_code"]) for r in fresh}
+        removed = [(r["unit_type"], r["unit_code"]) for r in stored if (r["unit_type"], r["unit_code"]) not in keep]
+        for ut, code in removed:
+            cur.execute("DELETE FROM rate_snapshot WHERE month = %s AND unit_type = %s AND unit_code = %s",
+                        (key, ut, code))
+        for r in fresh:
+            # The WHERE guard is belt and braces: a published row is never touched (and the trigger refuses).
+            cur.execute(
+                "INSERT INTO rate_snapshot (month, unit_type, unit_code, unit_name, metrics, colour, colour_reason, "
+                "computed_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, now()) "
+                "ON CONFLICT (month, unit_type, unit_code) DO UPDATE SET unit_name = EXCLUDED.unit_name, "
+                "metrics = EXCLUDED.metrics, colour = EXCLUDED.colour, colour_reason = EXCLUDED.colour_reason, "
+                "computed_at = EXCLUDED.computed_at WHERE rate_snapshot.published_at IS NULL",
+                (key, r["unit_type"], r["unit_code"], r["unit_name"], json.dumps(r["metrics"], ensure_ascii=False),
+                 r["colour"], r["colour_reason"]))
+    return {"month": key.isoformat(), "written": len(fresh), "removed": len(removed),
+            "by_unit_type": {ut: sum(r["unit_type"] == ut for r in fresh) for ut in unit_types}}
+
+
+def publish_month(db, year: int, month: int, now: dt.datetime | None = None) -> dict:
+    """Freeze a month's draft snapshot (published_at); NotFound without drafts, Conflict when already published."""
+    key = _month_key(year, month)
+    with db.cursor() as cur:
+        _lock_month(cur, key)
+        cur.execute("SELECT count(*) FILTER (WHERE published_at IS NULL) AS drafts, "
+                    "count(*) FILTER (WHERE published_at IS NOT NULL) AS published FROM rate_snapshot "
+                    "WHERE month = %s", (key,))
+        n = cur.fetchone()
+        if n["published"]:
+            raise Conflict(f"{key:%Y年%m月} 的月度指标已发布", field="month")
+        if not n["drafts"]:
+            raise NotFound(f"{key:%Y年%m月} 尚无月度指标草稿，请先生成", field="month")
+        cur.execute("UPDATE rate_snapshot SET published_at = coalesce(%s, now()) WHERE month = %s "
+                    "AND published_at IS NULL", (now, key))
+        count = cur.rowcount
+    return {"month": key.isoformat(), "published": count}
+
+
+def get_snapshot(db, year: int, month: int, unit_type: str) -> list[dict]:
+    """Stored snapshot rows of a month and unit type, ranked; each with `state` 草稿 (draft) or 已发布."""
+    _check_unit_type(unit_type)
+    key = _month_key(year, month)
+    rows = db.fetchall(
+        "SELECT month, unit_type, unit_code, unit_name, metrics, colour, colour_reason, computed_at, published_at "
+        "FROM rate_snapshot WHERE month = %s AND unit_type = %s "
+        "ORDER BY (metrics->>'rank')::int NULLS LAST, unit_code", (key, unit_type))
+    for r in rows:
+        r["rank"] = r["metrics"].get("rank")
+        r["state"] = "published" if r["published_at"] is not None else "draft"
+        r["state_label"] = "已发布" if r["published_at"] is not None else "草稿"
+    return rows
+
+
+def month_state(db, year: int, month: int) -> str | None:
+    """'published', 'draft' or None (no snapshot) for a month."""
+    row = db.fetchone("SELECT count(*) AS n, count(published_at) AS p FROM rate_snapshot WHERE month = %s",
+                      (_month_key(year, month),))
+    if not row["n"]:
+        return None
+    return "published" if row["p"] else "draft"
+
+
+def exact(metric: dict) -> Fraction | None:
+    """The exact value of a stored rate (metrics[name]) as a Fraction, None for an empty denominator."""
+    if metric is None or not metric.get("denominator"):
+        return None
+    return Fraction(metric["numerator"]) / metric["denominator"]

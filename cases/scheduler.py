@@ -1,0 +1,184 @@
+"""The reminder worker (一天一催，三天一督): scan open cases, record notifications, deliver them.
+
+Run from a CLI or a timer, never inside a web request. Two phases, both batched:
+1. scan — open cases with a milestone due within the reminder horizon or overdue are read in id order
+   (keyset pages of `batch_size`); `cases.deadlines.reminders_due` decides the notices; each becomes a
+   `notification` row keyed by the notice's `dedupe_key` (INSERT … ON CONFLICT DO NOTHING), so running
+   twice the same day records nothing twice. A newly recorded 督办 also appends a `supervise` event to
+   the case's log (actor role `system`).
+2. deliver — unsent rows are handed to the Notifier one by one and stamped `sent_at`; a failed delivery
+   stays unsent and is retried by the next run. Rows are locked with SKIP LOCKED, so two workers never
+   deliver the same row.
+Recipients: a 催办 goes to whoever handles the case (lead department, else the grid officer, else the
+handling region's 综治中心); a 督办 goes to the 综治中心 one level above the handling level.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+
+import psycopg2.extras
+
+from cases.calendar import to_local
+from cases.deadlines import MILESTONE_FIELDS, ReminderPolicy, reminders_due
+from cases.notify import Notifier
+from cases.workflow import OPEN_STATES
+from gis.errors import BadInput
+
+log = logging.getLogger("gridgov.scheduler")
+
+CENTER_PREFIX = "ZZ"  # center code = "ZZ" + region code (grids.store / factories)
+
+_SCAN_FIELDS = ("c.id, c.case_no, c.status, c.handling_level, c.handler_region, c.lead_department, c.officer_code, "
+                "c.grid_code, c.village_code, c.township_code, c.county_code, "
+                + ", ".join(f"c.{due}, c.{done}" for due, done in MILESTONE_FIELDS.values()))
+# A milestone is open and within the horizon: due set, not done, due <= now + nearing.
+_DUE_SOON = " OR ".join(f"(c.{due} IS NOT NULL AND c.{done} IS NULL AND c.{due} <= %(horizon)s)"
+                        for due, done in MILESTONE_FIELDS.values())
+
+_LEVEL_ORDER = ("grid", "village", "township", "county", "city")
+_UPPER = {"grid": "township", "village": "township", "township": "county", "county": "city", "city": "city"}
+
+
+def _city_code(case: dict) -> str | None:
+    county = case.get("county_code")
+    return county[:4] + "00" if county and len(county) >= 4 else None
+
+
+def _region_at(case: dict, level: str) -> str | None:
+    if level == "city":
+        return _city_code(case)
+    return case.get(f"{level}_code")
+
+
+def remind_recipient(case: dict) -> str | None:
+    """Who is reminded (催办): the lead department, else the grid officer, else the handling region's center."""
+    if case.get("lead_department"):
+        return case["lead_department"]
+    if case.get("officer_code"):
+        return case["officer_code"]
+    level = case.get("handling_level")
+    region = case.get("handler_region")
+    if region and level not in ("grid", None):
+        return CENTER_PREFIX + region
+    for lv in ("village", "township", "county"):
+        if case.get(f"{lv}_code"):
+            return CENTER_PREFIX + case[f"{lv}_code"]
+    return None
+
+
+def supervise_recipient(case: dict) -> str | None:
+    """Who supervises (督办): the 综治中心 one level above the handling level (village/grid → township)."""
+    level = case.get("handling_level") if case.get("handling_level") in _UPPER else "village"
+    upper = _UPPER[level]
+    for lv in _LEVEL_ORDER[_LEVEL_ORDER.index(upper):]:
+        code = _region_at(case, lv)
+        if code:
+            return CENTER_PREFIX + code
+    return None
+
+
+def _notification_rows(case: dict, now: dt.datetime, policy: ReminderPolicy) -> list[tuple]:
+    out = []
+    for n in reminders_due(case, now, policy):
+        recipient = remind_recipient(case) if n.kind == "remind" else supervise_recipient(case)
+        if recipient is None:
+            recipient = "unassigned"
+        out.append((case["id"], n.kind, recipient, n.message, n.key, now, n.milestone, n.overdue_days,
+                    case["status"]))
+    return out
+
+
+def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_size: int = 5000) -> dict:
+    """Phase 1: record due notifications of all open cases (idempotent); returns counts."""
+    policy = policy or ReminderPolicy()
+    now = to_local(now)
+    params = {"open": sorted(OPEN_STATES), "horizon": now + policy.nearing, "after": 0, "limit": batch_size}
+    summary = {"scanned": 0, "notices": 0, "inserted": 0, "duplicates": 0, "remind": 0, "supervise": 0}
+    while True:
+        with db.cursor() as cur:
+            cur.execute(f"SELECT {_SCAN_FIELDS} FROM case_record c WHERE c.status = ANY(%(open)s) AND c.id > "
+                        f"%(after)s AND ({_DUE_SOON}) ORDER BY c.id LIMIT %(limit)s", params)
+            cases = cur.fetchall()
+            if not cases:
+                break
+            params["after"] = cases[-1]["id"]
+            rows = [r for c in cases for r in _notification_rows(c, now, policy)]
+            summary["scanned"] += len(cases)
+            summary["notices"] += len(rows)
+            if rows:
+                inserted = psycopg2.extras.execute_values(
+                    cur, "INSERT INTO notification (case_id, kind, recipient, message, dedupe_key, created_at) "
+                    "VALUES %s ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, case_id, kind, dedupe_key",
+                    [r[:6] for r in rows], page_size=1000, fetch=True)
+                summary["inserted"] += len(inserted)
+                by_key = {r[4]: r for r in rows}
+                events = []
+                for ins in inserted:
+                    summary[ins["kind"]] += 1
+                    if ins["kind"] == "supervise":
+                        r = by_key[ins["dedupe_key"]]
+                        data = {"notification_id": ins["id"], "milestone": r[6], "overdue_days": r[7],
+                                "recipient": r[2], "auto": True}
+                        events.append((r[0], now, "system", "supervise", r[8], r[8], r[3],
+                                       json.dumps(data, ensure_ascii=False)))
+                if events:
+                    psycopg2.extras.execute_values(
+                        cur, "INSERT INTO case_event (case_id, at, actor_role, action, from_state, to_state, "
+                        "reason, data) VALUES %s", events, template="(%s, %s, %s, %s, %s, %s, %s, %s::jsonb)")
+        if len(cases) < batch_size:
+            break
+    summary["duplicates"] = summary["notices"] - summary["inserted"]
+    return summary
+
+
+def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000) -> dict:
+    """Phase 2: hand every unsent notification to the notifier and stamp sent_at; failures stay unsent."""
+    now = to_local(now)
+    sent = failed = 0
+    after = 0
+    while True:
+        with db.cursor() as cur:
+            cur.execute("SELECT n.id, n.case_id, c.case_no, n.kind, n.recipient, n.message, n.dedupe_key, "
+                        "n.created_at FROM notification n LEFT JOIN case_record c ON c.id = n.case_id "
+                        "WHERE n.sent_at IS NULL AND n.id > %s ORDER BY n.id LIMIT %s FOR UPDATE OF n SKIP LOCKED",
+                        (after, batch_size))
+            rows = cur.fetchall()
+            if not rows:
+                break
+            after = rows[-1]["id"]
+            done = []
+            for r in rows:
+                try:
+                    notifier.send(dict(r))
+                except Exception as e:  # noqa: BLE001 - one bad delivery must not stop the others
+                    failed += 1
+                    log.warning("notification %s (%s → %s) not delivered: %s", r["id"], r["kind"], r["recipient"],
+                                type(e).__name__)
+                else:
+                    done.append(r["id"])
+            if done:
+                cur.execute("UPDATE notification SET sent_at = %s WHERE id = ANY(%s)", (now, done))
+            sent += len(done)
+        if len(rows) < batch_size:
+            break
+    return {"sent": sent, "failed": failed}
+
+
+def run_reminders(db, now: dt.datetime, notifier: Notifier, policy: ReminderPolicy | None = None, *,
+                  batch_size: int = 5000) -> dict:
+    """Scan open cases for 催办/督办 due at `now`, record them once, deliver unsent ones; returns a summary."""
+    if now is None or now.tzinfo is None:
+        raise BadInput("now must be a timezone-aware datetime", field="now")
+    if batch_size < 1:
+        raise BadInput("batch_size must be positive", field="batch_size")
+    t0 = time.monotonic()
+    summary = scan(db, now, policy, batch_size=batch_size)
+    summary.update(deliver(db, notifier, now))
+    summary["seconds"] = round(time.monotonic() - t0, 3)
+    summary["now"] = to_local(now).isoformat()
+    log.info("reminders: %s", summary)
+    return summary

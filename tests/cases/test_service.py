@@ -1,0 +1,271 @@
+"""The case service on real PostGIS: intake, routing, the loop, concurrency, scoping, masking, escalation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from cases.auth import create_user
+from cases.service import CaseService
+from cases.setup import seed_routing_rules
+from gis.errors import BadInput, Conflict, NotFound
+from grids.store import load_city
+from tests.factories import X0, Y0, tiny_city
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+T0 = dt.datetime(2026, 9, 14, 9, 0, tzinfo=TZ)  # a Monday
+
+
+@pytest.fixture
+def svc(db):
+    load_city(db, tiny_city(), progress=lambda m: None)
+    seed_routing_rules(db)
+    return CaseService(db)
+
+
+@pytest.fixture
+def users(db, svc):
+    mk = lambda name, role, region, **kw: create_user(db, name, "password123", role, region, **kw)  # noqa: E731
+    return {
+        "dispatcher": mk("disp", "dispatcher", "990100"),
+        "officer1": mk("off1", "grid_officer", "990101001001", grid_code="990101001001001",
+                       staff_code="990101001001001-grid_officer"),
+        "officer2": mk("off2", "grid_officer", "990101001001", grid_code="990101001001002"),
+        "township": mk("twp", "township_center", "990101001"),
+        "other_township": mk("twp2", "township_center", "990101002"),
+        "county": mk("cty", "county_center", "990101"),
+        "city": mk("city", "city_center", "990100"),
+        "zj": mk("zj", "department", "990101", department_code="990101-ZJ"),
+        "gd": mk("gd", "department", "990101", department_code="990101-GD"),
+    }
+
+
+def submission(**kw):
+    base = dict(channel="12345热线", kind="求决", category_code="CJ01", title="楼道灯不亮",
+                content="向阳小区1号楼楼道灯坏了一个月", reporter_name="李建国", reporter_phone="13812345678",
+                lon=X0 + 0.004, lat=Y0 + 0.005)
+    base.update(kw)
+    return base
+
+
+def test_intake_routes_and_dispatches_with_explanation(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    assert c["status"] == "dispatched"
+    assert c["grid_code"] == "990101001001001" and c["generation"] == 1
+    assert c["township_code"] == "990101001" and c["county_code"] == "990101"
+    assert c["lead_department"] == "990101-ZJ"
+    assert c["officer_code"] == "990101001001001-grid_officer"
+    assert any("网格 990101001001001" in line for line in c["routing"]["explanation"])
+    assert [e["action"] for e in c["events"]] == ["receive", "accept", "dispatch"]
+    # simple procedure: sign within 1 working day, reply within 5 — Sunday 20 Sep 2026 is a 调休
+    # make-up workday before National Day, so the fifth working day after Mon 14 Sep is Sun 20 Sep.
+    assert c["sign_due_at"].startswith("2026-09-15T23:59:59")
+    assert c["reply_due_at"].startswith("2026-09-20T23:59:59")
+    assert c["deadlines"]["profile"] == "simple"
+
+
+def test_intake_is_idempotent_on_submission_key(svc, users, db):
+    a = svc.intake(submission(submission_key="12345-A-1"), users["dispatcher"], now=T0)
+    b = svc.intake(submission(submission_key="12345-A-1"), users["dispatcher"], now=T0)
+    assert b["duplicate_submission"] is True and b["id"] == a["id"]
+    assert db.fetchone("SELECT count(*) n FROM case_record")["n"] == 1
+
+
+def test_intake_gcj02_coordinates_are_converted(svc, users):
+    from gis.coords import wgs_to_gcj
+
+    glon, glat = wgs_to_gcj(X0 + 0.015, Y0 + 0.005)
+    c = svc.intake(submission(lon=float(glon), lat=float(glat), crs="GCJ-02"), users["dispatcher"], now=T0)
+    assert c["grid_code"] == "990101001001002"
+    assert c["orig_crs"] == "GCJ-02" and abs(c["lon"] - (X0 + 0.015)) < 1e-7
+
+
+def test_unlocated_case_waits_for_a_pin(svc, users):
+    c = svc.intake(submission(lon=None, lat=None, address_text="不知道在哪里"), users["dispatcher"], now=T0)
+    assert c["needs_pin"] is True and c["status"] == "accepted" and c["grid_code"] is None
+    queue = svc.list(users["dispatcher"], needs_pin=True)
+    assert [q["id"] for q in queue] == [c["id"]]
+    pinned = svc.pin(users["dispatcher"], c["id"], X0 + 0.03, Y0 + 0.002, now=T0)
+    assert pinned["grid_code"] == "990101002001001" and pinned["needs_pin"] is False
+    done = svc.act(users["dispatcher"], c["id"], "dispatch", now=T0)
+    assert done["status"] == "dispatched"
+
+
+def test_near_boundary_is_flagged_not_dispatched(svc, users):
+    c = svc.intake(submission(lon=X0 + 0.01 - 0.0001, lat=Y0 + 0.005), users["dispatcher"], now=T0)  # ~8 m
+    assert c["near_boundary"] is True and c["status"] == "accepted"
+    assert any("需确认" in line for line in c["routing"]["explanation"])
+
+
+def test_loop_sign_handle_reply_evaluate_close(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    off = users["officer1"]
+    c = svc.act(off, c["id"], "sign", expected_version=c["version"], now=T0 + dt.timedelta(hours=2))
+    c = svc.act(off, c["id"], "start", now=T0 + dt.timedelta(hours=3))
+    c = svc.act(off, c["id"], "reply", data={"solved": True}, now=T0 + dt.timedelta(days=1))
+    c = svc.act(users["dispatcher"], c["id"], "evaluate", data={"evaluation": "满意"}, now=T0 + dt.timedelta(days=2))
+    c = svc.act(users["dispatcher"], c["id"], "close", now=T0 + dt.timedelta(days=2))
+    assert c["status"] == "closed" and c["evaluation"] == "满意" and c["solved"] is True
+    assert [e["action"] for e in c["events"]] == ["receive", "accept", "dispatch", "sign", "start", "reply",
+                                                  "evaluate", "close"]
+
+
+def test_illegal_transition_is_refused_and_nothing_changes(svc, users, db):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    with pytest.raises(Conflict, match="not allowed in state dispatched"):
+        svc.act(users["officer1"], c["id"], "reply", now=T0)
+    after = svc.get(users["dispatcher"], c["id"])
+    assert after["status"] == "dispatched" and after["version"] == c["version"]
+    assert len(after["events"]) == 3
+
+
+def test_event_log_is_append_only(svc, users, db):
+    import psycopg2
+
+    svc.intake(submission(), users["dispatcher"], now=T0)
+    with pytest.raises(psycopg2.Error, match="append-only"):
+        db.execute("UPDATE case_event SET reason = 'x'")
+    with pytest.raises(psycopg2.Error, match="append-only"):
+        db.execute("DELETE FROM case_event")
+
+
+def test_concurrent_sign_one_wins_the_other_is_told(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def sign():
+        barrier.wait()
+        try:
+            results.append(svc.act(users["officer1"], c["id"], "sign", expected_version=c["version"], now=T0))
+        except Conflict as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=sign) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 1 and len(errors) == 1
+    assert "changed by someone else" in errors[0].message or "not allowed" in errors[0].message
+    final = svc.get(users["dispatcher"], c["id"])
+    assert [e["action"] for e in final["events"]].count("sign") == 1
+
+
+def test_stale_version_is_refused(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    svc.act(users["officer1"], c["id"], "sign", expected_version=c["version"], now=T0)
+    with pytest.raises(Conflict, match="changed by someone else"):
+        svc.act(users["officer1"], c["id"], "return", reason="不属于本网格", expected_version=c["version"], now=T0)
+
+
+def test_jurisdiction_scoping(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    assert svc.get(users["township"], c["id"])["id"] == c["id"]
+    assert svc.get(users["county"], c["id"])["id"] == c["id"]
+    with pytest.raises(NotFound):
+        svc.get(users["other_township"], c["id"])
+    with pytest.raises(NotFound):
+        svc.get(users["officer2"], c["id"])  # another grid
+    with pytest.raises(NotFound):
+        svc.act(users["officer2"], c["id"], "sign", now=T0)
+    with pytest.raises(NotFound):
+        svc.get(users["gd"], c["id"])  # a department not handling it
+    assert svc.get(users["zj"], c["id"])["id"] == c["id"]
+    assert [x["id"] for x in svc.list(users["officer2"])] == []
+
+
+def test_personal_data_masked_for_non_handlers(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    handler = svc.get(users["officer1"], c["id"])
+    assert handler["reporter_phone"] == "13812345678" and handler["pii_masked"] is False
+    overseer = svc.get(users["city"], c["id"])
+    assert overseer["reporter_phone"] == "138****5678" and overseer["reporter_name"] == "李**"
+    assert overseer["pii_masked"] is True
+    assert "reporter_key" not in overseer
+    listed = svc.list(users["county"])
+    assert listed[0]["reporter_phone"] == "138****5678"
+
+
+def test_anonymous_case_has_no_reporter(svc, users, db):
+    c = svc.intake(submission(anonymous=True), users["dispatcher"], now=T0)
+    row = db.fetchone("SELECT reporter_name, reporter_phone, reporter_key FROM case_record WHERE id = %s", (c["id"],))
+    assert row == {"reporter_name": None, "reporter_phone": None, "reporter_key": None}
+
+
+def test_conflict_of_interest_guard(svc, users):
+    # A 举报 naming the county 住建 department and officer1 in person.
+    c = svc.intake(submission(kind="举报", title="举报住建局工作人员吃拿卡要", accused_units=["990101-ZJ"],
+                              accused_persons=["off1"]), users["dispatcher"], now=T0)
+    assert c["lead_department"] != "990101-ZJ"
+    assert "990101-ZJ" not in c["co_departments"]
+    for who in ("zj", "officer1"):
+        with pytest.raises(NotFound):
+            svc.get(users[who], c["id"])
+        assert c["id"] not in [x["id"] for x in svc.list(users[who])]
+        with pytest.raises(NotFound):
+            svc.act(users[who], c["id"], "sign", now=T0)
+    assert svc.get(users["county"], c["id"])["id"] == c["id"]
+    with pytest.raises(Exception, match="被举报单位"):
+        svc.act(users["dispatcher"], c["id"], "correct_routing", reason="改派", data={"lead_department": "990101-ZJ"},
+                now=T0)
+
+
+def test_returns_escalate_automatically(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    assert c["handling_level"] == "village"
+    c = svc.act(users["officer1"], c["id"], "return", reason="非本网格事项", now=T0)
+    assert c["status"] == "returned" and c["returned_count"] == 1
+    c = svc.act(users["dispatcher"], c["id"], "dispatch", now=T0)
+    c = svc.act(users["officer1"], c["id"], "return", reason="仍非本网格事项", now=T0)
+    # second return → automatic escalation to the township
+    assert c["returned_count"] == 2
+    assert c["status"] == "dispatched" and c["handling_level"] == "township"
+    esc = [e for e in c["events"] if e["action"] == "escalate"]
+    assert esc and esc[-1]["actor_role"] == "system" and esc[-1]["data"]["to_level"] == "township"
+
+
+def test_manual_escalation_and_correction_counted(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    c = svc.act(users["officer1"], c["id"], "sign", now=T0)
+    c = svc.act(users["officer1"], c["id"], "escalate", reason="村级无法解决", now=T0)
+    assert c["handling_level"] == "township" and c["status"] == "dispatched"
+    c = svc.act(users["dispatcher"], c["id"], "correct_routing", reason="应由供电公司办理",
+                data={"category_code": "GD01"}, now=T0)
+    assert c["forwarded"] is True and c["lead_department"] == "990101-GD"
+
+
+def test_extension_request_and_approval_move_the_deadline(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    svc.act(users["officer1"], c["id"], "sign", now=T0)
+    c = svc.act(users["officer1"], c["id"], "start", now=T0)
+    before = c["reply_due_at"]
+    with pytest.raises(Conflict):
+        svc.act(users["township"], c["id"], "approve_extension", reason="同意", now=T0)
+    svc.act(users["officer1"], c["id"], "request_extension", reason="需协调施工队", data={"days": 3}, now=T0)
+    c = svc.act(users["township"], c["id"], "approve_extension", reason="同意延期", now=T0)
+    assert c["extended_days"] == 3 and c["reply_due_at"] > before
+    assert c["deadlines"]["extensions"] == [3]
+
+
+def test_merge_duplicates_into_one_master(svc, users):
+    a = svc.intake(submission(), users["dispatcher"], now=T0)
+    b = svc.intake(submission(channel="书记信箱", title="楼道灯坏了没人修"), users["dispatcher"],
+                   now=T0 + dt.timedelta(hours=1))
+    assert b["duplicates"] and b["duplicates"][0]["id"] == a["id"]
+    m = svc.act(users["dispatcher"], b["id"], "merge", data={"master_id": a["id"]}, now=T0)
+    assert m["status"] == "merged" and m["merged_into"] == a["id"]
+    assert svc.repeat_counts(users["dispatcher"], a["id"]) == {"by_person": 2, "merged_in": 1}
+
+
+def test_bad_submissions_are_refused(svc, users):
+    with pytest.raises(BadInput, match="kind"):
+        svc.intake(submission(kind="闲聊"), users["dispatcher"], now=T0)
+    with pytest.raises(BadInput, match="channel"):
+        svc.intake(submission(channel="飞鸽传书"), users["dispatcher"], now=T0)
+    with pytest.raises(BadInput, match="category"):
+        svc.intake(submission(category_code="NOPE"), users["dispatcher"], now=T0)
+    with pytest.raises(BadInput, match="lat"):
+        svc.intake(submission(lon=X0, lat=123.0), users["dispatcher"], now=T0)
