@@ -85,6 +85,7 @@ class WorkCalendar:
         self.overrides = dict(overrides or {})
         self.warnings: list[str] = []
         self._fallback_years: set[int] = set()
+        self._memo: dict[dt.date, DayInfo] = {}  # chinese_calendar validates every call: memoise per date
 
     # -- classification -------------------------------------------------------------------------
 
@@ -92,6 +93,12 @@ class WorkCalendar:
         """Classify a date: workday, weekend, holiday or make-up workday, with its source."""
         if isinstance(day, dt.datetime):
             day = to_local(day).date()
+        hit = self._memo.get(day)
+        if hit is None:
+            hit = self._memo[day] = self._classify(day)
+        return hit
+
+    def _classify(self, day: dt.date) -> DayInfo:
         weekend = day.weekday() >= 5
         if day in self.overrides:
             workday, name = self.overrides[day]

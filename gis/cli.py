@@ -78,11 +78,12 @@ def cmd_migrate(args, settings):
 
 
 def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
-    """Build and load the demo city and a year of cases unless they are already there."""
-    from cases.store import load_cases
+    """Build and load the demo city and a year of cases through the loop unless they are already there."""
+    from cases.setup import DEMO_PASSWORD, seed_demo_users, seed_routing_rules
     from grids.store import city_loaded, load_city
 
     db = rt.db
+    city = None
     if not city_loaded(db) or force:
         from fixtures.city import build_city
 
@@ -92,22 +93,29 @@ def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
             f"  {step}" + (f" {i}/{n}" if i is not None and n else "")))
         log(f"built in {time.monotonic() - t:.1f}s: {city.summary()}")
         load_city(db, city, source=f"demo seed={seed}", progress=log)
+    if seed_routing_rules(db):
+        log("seeded the default routing rules")
     have = db.fetchone("SELECT count(*) AS n FROM case_record")["n"]
     if have == 0 and n_cases > 0:
+        from cases.simulate import Simulator, load_simulated
         from fixtures.cases import generate_cases
         from fixtures.city import build_city
 
-        gen = db.fetchone("SELECT id FROM generation WHERE active")["id"]
-        city = build_city(seed=seed)
+        city = city or build_city(seed=seed)
         now = datetime.now(CST).replace(microsecond=0)
         start = now - timedelta(days=365)
-        p = Progress("loading synthetic cases", n_cases)
-        total = load_cases(db, generate_cases(city, n_cases, start, now, seed=seed, now=now), gen,
-                           progress=p.step)
+        sim = Simulator.from_db(db)
+        p = Progress("running a year of synthetic cases through the loop", n_cases)
+        total = load_simulated(db, sim, generate_cases(city, n_cases, start, now, seed=seed, now=now),
+                               progress=p.step)
         p.step(total, force=True)
-        db.execute("ANALYZE case_record")
+        db.execute("ANALYZE case_record; ANALYZE case_event")
     else:
         log(f"reusing {have:,} cases already loaded")
+    users = seed_demo_users(db)
+    if users:
+        log("demo users (password %s): %s" % (DEMO_PASSWORD, ", ".join(f"{u['username']} ({u['role_label']})"
+                                                                        for u in users)))
 
 
 def cmd_build_city(args, settings):
@@ -119,7 +127,7 @@ def cmd_build_city(args, settings):
 
 
 def cmd_load_cases(args, settings):
-    from cases.store import load_cases
+    from cases.simulate import Simulator, load_simulated
     from fixtures.cases import generate_cases
     from fixtures.city import build_city
 
@@ -132,8 +140,8 @@ def cmd_load_cases(args, settings):
         end = datetime.fromisoformat(args.end).replace(tzinfo=CST) if args.end else datetime.now(CST)
         start = datetime.fromisoformat(args.start).replace(tzinfo=CST) if args.start else end - timedelta(days=365)
         p = Progress("loading cases", args.n)
-        total = load_cases(rt.db, generate_cases(city, args.n, start, end, seed=args.seed, now=end),
-                           gen_row["id"], progress=p.step)
+        total = load_simulated(rt.db, Simulator.from_db(rt.db),
+                               generate_cases(city, args.n, start, end, seed=args.seed, now=end), progress=p.step)
         p.step(total, force=True)
     finally:
         rt.close()

@@ -97,8 +97,8 @@ class GridIndex:
         hi_x = np.clip(np.floor((sx + r - self.x0) / fdx), 0, nfx - 1).astype(np.int64)
         lo_y = np.clip(np.floor((sy - r - self.y0) / fdx), 0, nfy - 1).astype(np.int64)
         hi_y = np.clip(np.floor((sy + r - self.y0) / fdx), 0, nfy - 1).astype(np.int64)
-        marked = np.unique(np.concatenate([lo_y * nfx + lo_x, lo_y * nfx + hi_x,
-                                           hi_y * nfx + lo_x, hi_y * nfx + hi_x]))
+        marked = np.unique(np.concatenate([_runs(lo_y * nfx + lo_x), _runs(lo_y * nfx + hi_x),
+                                           _runs(hi_y * nfx + lo_x), _runs(hi_y * nfx + hi_x)]))
         my, mx = marked // nfx, marked % nfx
         coarse_id = np.unique((my // f) * self.nx + (mx // f))
 
@@ -198,3 +198,12 @@ def _first_cells(comp: np.ndarray, ncomp: int):
     first = np.empty(ncomp + 1, dtype=np.int64)
     first[flat[nz[::-1]]] = nz[::-1]          # reversed, so the last write is the first cell
     return np.unravel_index(first[1:], comp.shape)
+
+
+def _runs(keys: np.ndarray) -> np.ndarray:
+    """Drop consecutive repeats (samples along a segment hit the same cell several times)."""
+    if len(keys) < 2:
+        return keys
+    keep = np.ones(len(keys), dtype=bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    return keys[keep]

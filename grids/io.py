@@ -70,7 +70,8 @@ TABLES = {
 REGION_COLUMNS = ("code", "name", "level", "parent_code", "short_name", "kind", "urban")
 GRID_COLUMNS = ("code", "name", "grid_type", "village_code")
 LAYER_LEVEL = {"city": "city", "county": "county", "township": "township", "village": "village",
-               "市": "city", "县区": "county", "县": "county", "区": "county", "乡镇": "township", "乡镇街道": "township",
+               "市": "city", "县区": "county", "县": "county", "区": "county", "乡镇": "township",
+               "乡镇街道": "township",
                "街道": "township", "村社区": "village", "社区": "village", "村": "village"}
 GRID_LAYER_NAMES = ("grid", "grids", "网格")
 LEVEL_WORDS = {"市": "city", "县": "county", "区": "county", "县区": "county", "县级": "county", "乡镇": "township",
@@ -264,7 +265,8 @@ def grid_type_findings(grids: list[dict]) -> Report:
     rep = Report()
     for g in grids:
         if g["grid_type"] not in GRID_TYPES:
-            rep.add("bad_value", ERROR, [g["code"]], f"网格 {g['code']} 的网格类型 {g['grid_type']!r} 应为 社区/乡村/专属")
+            rep.add("bad_value", ERROR, [g["code"]],
+                    f"网格 {g['code']} 的网格类型 {g['grid_type']!r} 应为 社区/乡村/专属")
     return rep
 
 
@@ -358,7 +360,8 @@ def check_records(kind: str, records: list[dict], regions: list[dict], grids: li
             if r.get("level") and r["level"] not in REGION_LEVELS:
                 r["level"] = LEVEL_WORDS.get(r["level"], r["level"])
             if r.get("level") not in REGION_LEVELS:
-                rep.add("bad_value", ERROR, [r.get("code")], f"{where}: 层级 {r.get('level')!r} 应为 city/county/township/village")
+                rep.add("bad_value", ERROR, [r.get("code")],
+                        f"{where}: 层级 {r.get('level')!r} 应为 city/county/township/village")
             if reg is None:
                 rep.add("unknown_region", ERROR, [r.get("code"), r.get("region_code")],
                         f"{where}: 辖区编码 {r.get('region_code')} 不在当前边界中")
@@ -471,7 +474,8 @@ def import_records(db, kind: str, records: list[dict], commit: bool = False, pro
     with db.connection() as conn, conn.cursor() as cur:
         if kind == "staff" and not roles:
             copy_rows(cur, "staff_role", ["role", "label", "applies_to", "is_officer", "sort"],
-                      ((r["role"], r["label"], r["applies_to"], r["is_officer"], r["sort"]) for r in DEFAULT_STAFF_ROLES))
+                      ((r["role"], r["label"], r["applies_to"], r["is_officer"], r["sort"])
+                       for r in DEFAULT_STAFF_ROLES))
         cur.execute(f"CREATE TEMP TABLE import_rows (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
         progress(f"writing {len(records):,} {kind} (COPY + upsert by code)")
         copy_rows(cur, "import_rows", cols,
@@ -502,7 +506,8 @@ def export_layers(db, out, fmt: str = "gpkg", generation: int | None = None, pro
         raise BadInput(f"unknown export format {fmt!r}: gpkg or geojson", field="format")
     gen = resolve_generation(db, generation)
     queries = {lvl: ("SELECT code, name, level, parent_code, short_name, kind, urban, ST_AsBinary(geom) AS wkb "
-                     "FROM region WHERE generation = %(gen)s AND level = %(lvl)s ORDER BY code") for lvl in REGION_LEVELS}
+                     "FROM region WHERE generation = %(gen)s AND level = %(lvl)s ORDER BY code")
+               for lvl in REGION_LEVELS}
     queries["grid"] = ("SELECT code, name, grid_type, village_code, ST_AsBinary(geom) AS wkb FROM grid "
                        "WHERE generation = %(gen)s ORDER BY code")
     queries["center"] = ("SELECT code, name, level, region_code, phone, ST_AsBinary(geom) AS wkb FROM center "

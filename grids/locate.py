@@ -254,8 +254,8 @@ def _shape(row: dict, original: dict, lon: float, lat: float) -> dict:
     grid = {"code": row["code"], "name": row["name"], "type": row["grid_type"], "generation": row["generation"]}
     people = [{"role": s["role"], "label": s["label"], "name": s["name"], "phone": mask_phone(s["phone"])}
               for s in (row["staff"] or [])]
-    officer = next((p for p, s in zip(people, row["staff"] or []) if s["is_officer"]), None)
-    chiefs = [p for p, s in zip(people, row["staff"] or []) if not s["is_officer"]]
+    officer = next((p for p, s in zip(people, row["staff"] or [], strict=True) if s["is_officer"]), None)
+    chiefs = [p for p, s in zip(people, row["staff"] or [], strict=True) if not s["is_officer"]]
     centers = {z["level"]: {"code": z["code"], "name": z["name"]} for z in (row["centers"] or [])}
     out = {
         "status": row["status"],

@@ -4,8 +4,8 @@
 grid): codes (malformed, duplicate, not extending the parent's, unknown parent), geometry (invalid with
 the reason, empty, sliver), the tiling of every parent by its children (gaps, overlaps between siblings,
 children crossing the parent's boundary) and the grid people (grids without an officer, officers
-without a grid). Areas are m², so the
-figures are true areas anywhere in China (cylindrical equal-area centred on the data). Inputs are plain dicts with shapely geometries in WGS84.
+without a grid). Areas are true m² anywhere in China (cylindrical equal-area centred on the data).
+Inputs are plain dicts with shapely geometries in WGS84.
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def _check_codes(report: Report, units: list[dict]) -> None:
             report.add("malformed_code", ERROR, [code],
                        f"{label}“{u.get('name', '')}”的编码 {code!r} 应为 {want} 位数字{extra}")
         elif level == "county" and code.endswith("00"):
-            report.add("malformed_code", ERROR, [code], f"县区“{u.get('name', '')}”的编码 {code} 以 00 结尾（那是市的编码）")
+            report.add("malformed_code", ERROR, [code],
+                       f"县区“{u.get('name', '')}”的编码 {code} 以 00 结尾（那是市的编码）")
         if level == "city":
             continue
         plevel = PARENT_LEVEL[level]
@@ -242,7 +243,8 @@ def _check_geometry(report: Report, units: list[dict], sliver_width_m: float, sl
     for i in np.flatnonzero(thin):
         u = units[i]
         what = f"{LEVEL_LABEL[u['level']]}“{u.get('name', '')}”({u['code']})"
-        why = (f"处处窄于 {sliver_width_m:g} m" if shrunk_empty[i] else "过于细长") + f"，紧凑度 4πA/P² = {ratio[i]:.4f}"
+        why = (f"处处窄于 {sliver_width_m:g} m" if shrunk_empty[i] else "过于细长") + \
+            f"，紧凑度 4πA/P² = {ratio[i]:.4f}"
         report.add("sliver", WARNING, [u["code"]], f"{what} 是细长碎片: {why}", _lonlat(fixed[i]), area[i])
     return fixed, area
 
@@ -313,7 +315,8 @@ def _check_tiling(report: Report, units: list[dict], geoms: np.ndarray, areas_m2
             u, p = units[ci[k]], units[pi[k]]
             suspicious.add(p["code"])
             report.add("outside_parent", ERROR, [u["code"], p["code"]],
-                       f"{label} {u['code']}“{u.get('name', '')}”越出所属{plabel} {p['code']}“{p.get('name', '')}”的边界",
+                       f"{label} {u['code']}“{u.get('name', '')}”越出所属{plabel} "
+                       f"{p['code']}“{p.get('name', '')}”的边界",
                        _lonlat(outside[k]), out_area[k])
         # gaps: the parent minus the union of its children
         for p in (i for i, u in enumerate(units) if u["level"] == plevel and usable[i]):

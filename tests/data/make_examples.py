@@ -73,7 +73,8 @@ GRIDS = [
     dict(code="990701002001002", name="柳营村第二网格", grid_type="乡村", village_code="990701002001",
          geom=sq(0.02, 0.01, 0.04, 0.02)),
 ]
-NAMES = ["赵春燕", "钱卫东", "孙丽华", "李建国", "周晓明", "吴秀兰", "郑海涛", "王桂芝", "冯志强", "陈玉梅", "褚红军", "卫淑珍"]
+NAMES = ["赵春燕", "钱卫东", "孙丽华", "李建国", "周晓明", "吴秀兰",
+         "郑海涛", "王桂芝", "冯志强", "陈玉梅", "褚红军", "卫淑珍"]
 
 
 def gdf(rows, crs="EPSG:4326"):
@@ -113,7 +114,8 @@ def main() -> None:
                                       "kind": "类别", "urban": "城镇"})
     pyogrio.write_dataframe(zh, OUT / "regions.geojson", driver="GeoJSON")
     # grids: GeoJSON with Chinese column names
-    g = gdf(GRIDS).rename(columns={"code": "编码", "name": "名称", "grid_type": "网格类型", "village_code": "所属社区编码"})
+    g = gdf(GRIDS).rename(columns={"code": "编码", "name": "名称", "grid_type": "网格类型",
+                                   "village_code": "所属社区编码"})
     pyogrio.write_dataframe(g, OUT / "grids.geojson", driver="GeoJSON")
     # grids: GeoPackage layer "grid"
     pyogrio.write_dataframe(gdf(GRIDS), OUT / "grids.gpkg", layer="grid", driver="GPKG")
