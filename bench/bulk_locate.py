@@ -110,7 +110,10 @@ def run_sjoin(db, lon, lat, predicate: str) -> tuple[np.ndarray, dict]:
     joined = gpd.sjoin(pts, grids, predicate=predicate, how="left")
     sec = time.perf_counter() - t
     t = time.perf_counter()
-    codes = joined.groupby(level=0)["code"].min().reindex(range(len(lon))).fillna("").to_numpy(dtype=str)
+    # grids are sorted by code, so the smallest right index is the smallest code
+    first = joined["index_right"].groupby(level=0).min().reindex(range(len(lon))).to_numpy()
+    table = np.append(grids["code"].to_numpy(dtype=str), "")
+    codes = table[np.where(np.isnan(first), len(grids), np.nan_to_num(first, nan=0)).astype(np.int64)]
     tie = time.perf_counter() - t
     return codes, {"predicate": predicate, "sjoin_s": round(sec, 3), "tie_break_s": round(tie, 3),
                    "points_per_s": round(len(lon) / sec)}

@@ -1,0 +1,93 @@
+"""The case API through Flask's test client on real PostGIS: auth, intake, actions, errors, scoping."""
+
+from __future__ import annotations
+
+import pytest
+
+from cases.auth import create_user
+from cases.setup import seed_routing_rules
+from gis.settings import Settings
+from grids.store import load_city
+from tests.factories import X0, Y0, tiny_city
+from webmap import create_app
+
+
+@pytest.fixture
+def app(db):
+    load_city(db, tiny_city(), progress=lambda m: None)
+    seed_routing_rules(db)
+    create_user(db, "disp", "password123", "dispatcher", "990100")
+    create_user(db, "off1", "password123", "grid_officer", "990101001001", grid_code="990101001001001")
+    create_user(db, "off2", "password123", "grid_officer", "990101001001", grid_code="990101001001002")
+    create_user(db, "city", "password123", "city_center", "990100")
+    return create_app(settings=Settings(secret_key="test"), db=db)
+
+
+def login(app, username):
+    c = app.test_client()
+    r = c.post("/api/login", json={"username": username, "password": "password123"})
+    assert r.status_code == 200, r.json
+    return c
+
+
+CASE = {"channel": "hotline_12345", "kind": "投诉", "category_code": "CJ01", "title": "小区噪音扰民",
+        "content": "<script>alert(1)</script>夜间施工", "reporter_name": "王小明", "reporter_phone": "13700001111",
+        "lon": X0 + 0.004, "lat": Y0 + 0.005, "submission_key": "A1"}
+
+
+def test_login_required_and_bad_password(app):
+    c = app.test_client()
+    r = c.get("/api/cases")
+    assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized"
+    r = c.post("/api/login", json={"username": "disp", "password": "wrong-password"})
+    assert r.status_code == 401
+
+
+def test_intake_list_act_flow(app):
+    d = login(app, "disp")
+    r = d.post("/api/cases", json=CASE)
+    assert r.status_code == 201, r.json
+    case = r.json
+    assert case["status"] == "dispatched" and case["grid_code"] == "990101001001001"
+    again = d.post("/api/cases", json=CASE)
+    assert again.status_code == 200 and again.json["duplicate_submission"] is True
+    o = login(app, "off1")
+    mine = o.get("/api/cases?open=1").json["cases"]
+    assert [x["id"] for x in mine] == [case["id"]]
+    assert mine[0]["content"] == CASE["content"]  # JSON carries raw text; pages escape it
+    r = o.post(f"/api/cases/{case['id']}/actions/sign", json={"version": case["version"]})
+    assert r.status_code == 200 and r.json["status"] == "signed"
+    stale = o.post(f"/api/cases/{case['id']}/actions/return", json={"version": case["version"], "reason": "x"})
+    assert stale.status_code == 409 and stale.json["error"]["field"] == "version"
+    bad = o.post(f"/api/cases/{case['id']}/actions/evaluate", json={})
+    assert bad.status_code in (403, 409)
+    no_reason = o.post(f"/api/cases/{case['id']}/actions/escalate", json={})
+    assert no_reason.status_code == 422 and no_reason.json["error"]["field"] == "reason"
+    assert login(app, "off2").get(f"/api/cases/{case['id']}").status_code == 404
+    overseer = login(app, "city").get(f"/api/cases/{case['id']}").json
+    assert overseer["reporter_phone"] == "137****1111"
+
+
+def test_bad_input_gets_one_json_error_shape(app):
+    d = login(app, "disp")
+    for body, field in [({**CASE, "kind": "x"}, "kind"), ({**CASE, "lat": 999}, "lat"),
+                        ({**CASE, "title": ""}, "title")]:
+        r = d.post("/api/cases", json=body)
+        assert r.status_code == 400, r.json
+        assert set(r.json["error"]) >= {"code", "message"} and r.json["error"].get("field") == field
+    r = d.post("/api/cases", data="not json", content_type="application/json")
+    assert r.status_code == 400
+    r = d.get("/api/cases?limit=abc")
+    assert r.status_code == 400 and r.json["error"]["field"] == "limit"
+    assert d.get("/api/nope").status_code == 404
+    assert d.get("/api/cases/999999").status_code == 404
+
+
+def test_api_token_for_machines(app):
+    d = login(app, "disp")
+    tok = d.post("/api/tokens", json={"name": "12345系统"}).json["token"]
+    m = app.test_client()
+    r = m.post("/api/cases", json={**CASE, "submission_key": "T-1"}, headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 201
+    r = m.get("/api/cases", headers={"Authorization": "Bearer ggt_wrong"})
+    assert r.status_code == 401

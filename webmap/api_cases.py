@@ -1,0 +1,198 @@
+"""Case API: login/tokens, intake, lists, detail, actions, manual pins, repeats, clusters and rates.
+
+Handlers parse, call one CaseService method, serialise. Authentication is a signed session cookie
+(people) or `Authorization: Bearer ggt_…` (machines, e.g. the 12345 system).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import wraps
+
+from flask import Blueprint, current_app, g, jsonify, request, session
+
+from cases.auth import authenticate, get_user, issue_token, user_for_token
+from gis.errors import BadInput, Unauthorized
+
+bp = Blueprint("cases_api", __name__)
+
+
+def service():
+    """The app's CaseService (one per app)."""
+    from cases.service import CaseService
+
+    svc = current_app.extensions.get("gridgov_cases")
+    if svc is None:
+        svc = current_app.extensions["gridgov_cases"] = CaseService(current_app.extensions["gridgov_db"])
+    return svc
+
+
+def current_user():
+    """The authenticated user of this request (token or session), or None."""
+    if "user" in g:
+        return g.user
+    db = current_app.extensions["gridgov_db"]
+    user = None
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        user = user_for_token(db, auth[7:].strip())
+    elif session.get("uid"):
+        user = get_user(db, int(session["uid"]))
+    g.user = user
+    return user
+
+
+def login_required(fn):
+    """Refuse anonymous requests with 401 JSON."""
+    @wraps(fn)
+    def wrapper(*a, **kw):
+        if current_user() is None:
+            raise Unauthorized("请先登录 (login required)")
+        return fn(*a, **kw)
+
+    return wrapper
+
+
+def _json() -> dict:
+    body = request.get_json(silent=True)
+    if body is None:
+        if request.data:
+            raise BadInput("request body is not valid JSON")
+        return {}
+    if not isinstance(body, dict):
+        raise BadInput("request body must be a JSON object")
+    return body
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be an integer", field=name) from None
+    if not lo <= v <= hi:
+        raise BadInput(f"{name} must be between {lo} and {hi}", field=name)
+    return v
+
+
+@bp.post("/api/login")
+def login():
+    """Username/password → session cookie."""
+    body = _json()
+    user = authenticate(current_app.extensions["gridgov_db"], str(body.get("username") or ""),
+                        str(body.get("password") or ""))
+    session.clear()
+    session["uid"] = user.id
+    return jsonify({"user": user.to_dict()})
+
+
+@bp.post("/api/logout")
+def logout():
+    """End the session."""
+    session.clear()
+    return jsonify({"ok": True})
+
+
+@bp.get("/api/me")
+@login_required
+def me():
+    """The logged-in user."""
+    return jsonify({"user": current_user().to_dict()})
+
+
+@bp.post("/api/tokens")
+@login_required
+def new_token():
+    """Issue an API token for the current user (shown once)."""
+    name = str(_json().get("name") or "").strip()
+    if not name:
+        raise BadInput("name is required", field="name")
+    token = issue_token(current_app.extensions["gridgov_db"], current_user(), name)
+    return jsonify({"token": token, "name": name}), 201
+
+
+@bp.post("/api/cases")
+@login_required
+def intake():
+    """Register a case (any channel); idempotent on submission_key."""
+    case = service().intake(_json(), current_user())
+    return jsonify(case), 200 if case.get("duplicate_submission") else 201
+
+
+@bp.get("/api/cases")
+@login_required
+def list_cases():
+    """Cases in the user's jurisdiction, most urgent first."""
+    pin = request.args.get("needs_pin")
+    rows = service().list(current_user(), status=request.args.get("status") or None,
+                          open_only=request.args.get("open") in ("1", "true"),
+                          limit=_int_arg("limit", 100, 1, 1000), offset=_int_arg("offset", 0, 0, 10**9),
+                          order=request.args.get("order") or "urgency",
+                          needs_pin=None if pin is None else pin in ("1", "true"))
+    return jsonify({"cases": rows, "count": len(rows)})
+
+
+@bp.get("/api/cases/<int:case_id>")
+@login_required
+def get_case(case_id: int):
+    """One case with events, routing explanation and deadline explanation."""
+    return jsonify(service().get(current_user(), case_id))
+
+
+@bp.post("/api/cases/<int:case_id>/actions/<action>")
+@login_required
+def act(case_id: int, action: str):
+    """Perform a loop action: {reason, version, ...data}. 409 when the case changed meanwhile."""
+    body = _json()
+    reason = body.pop("reason", None)
+    version = body.pop("version", None)
+    if version is not None and not isinstance(version, int):
+        raise BadInput("version must be an integer", field="version")
+    return jsonify(service().act(current_user(), case_id, action, reason=reason, expected_version=version,
+                                 data=body))
+
+
+@bp.post("/api/cases/<int:case_id>/pin")
+@login_required
+def pin(case_id: int):
+    """Manually pin a case waiting in the dispatcher queue."""
+    body = _json()
+    return jsonify(service().pin(current_user(), case_id, body.get("lon", body.get("x")),
+                                 body.get("lat", body.get("y")), body.get("crs") or "EPSG:4326"))
+
+
+@bp.get("/api/cases/<int:case_id>/repeats")
+@login_required
+def repeats(case_id: int):
+    """重复信访 counts for a case."""
+    return jsonify(service().repeat_counts(current_user(), case_id))
+
+
+@bp.get("/api/clusters")
+@login_required
+def clusters():
+    """类案: spatial-temporal clusters of one category among the cases the user may see."""
+    from cases.auth import case_scope
+    from cases.clusters import find_clusters
+
+    days = _int_arg("days", 90, 1, 400)
+    eps = _int_arg("eps_m", 300, 10, 5000)
+    min_samples = _int_arg("min_samples", 5, 2, 1000)
+    scope, params = case_scope(current_user())
+    params.update(since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days))
+    where = [scope, "c.geom IS NOT NULL", "c.received_at >= %(since)s", "c.status <> 'merged'"]
+    if request.args.get("category"):
+        where.append("c.category_code LIKE %(cat)s")
+        params["cat"] = request.args["category"] + "%"
+    if request.args.get("region"):
+        where.append("coalesce(c.village_code, '') LIKE %(region)s")
+        params["region"] = request.args["region"] + "%"
+    rows = current_app.extensions["gridgov_db"].fetchall(
+        f"SELECT c.id, ST_X(c.geom) lon, ST_Y(c.geom) lat, c.received_at, c.category_code FROM case_record c "
+        f"WHERE {' AND '.join(where)} LIMIT 200000", params)
+    found = find_clusters([(r["id"], r["lon"], r["lat"], r["received_at"], r["category_code"]) for r in rows],
+                          eps_m=eps, min_samples=min_samples, window_days=min(days, 30))
+    out = [c.to_dict() if hasattr(c, "to_dict") else c for c in found]
+    return jsonify({"clusters": out, "count": len(out)})
