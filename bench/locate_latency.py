@@ -68,7 +68,7 @@ def run(args) -> int:
         lons, lats = make_points(db, args.n, args.seed)
         # warm the pool, caches and the planner
         for lon, lat in zip(lons[:50], lats[:50], strict=True):
-            db.fetchone(LOOKUP.format(table="grid"), {"gen": gen, "lon": lon, "lat": lat})
+            db.fetchone(LOOKUP.format(table="grid"), {"gen": gen, "lon": float(lon), "lat": float(lat)})
 
         def full(lon, lat):
             try:

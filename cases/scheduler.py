@@ -20,8 +20,6 @@ import json
 import logging
 import time
 
-import psycopg2.extras
-
 from cases.calendar import to_local
 from cases.deadlines import MILESTONE_FIELDS, ReminderPolicy, reminders_due
 from cases.notify import Notifier
@@ -99,10 +97,11 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
     params = {"open": sorted(OPEN_STATES), "horizon": now + policy.nearing, "after": 0, "limit": batch_size}
     summary = {"scanned": 0, "notices": 0, "inserted": 0, "duplicates": 0, "remind": 0, "supervise": 0}
     while True:
-        with db.cursor() as cur:
+        with db.cursor(dict_rows=False) as cur:
             cur.execute(f"SELECT {_SCAN_FIELDS} FROM case_record c WHERE c.status = ANY(%(open)s) AND c.id > "
                         f"%(after)s AND ({_DUE_SOON}) ORDER BY c.id LIMIT %(limit)s", params)
-            cases = cur.fetchall()
+            names = [d[0] for d in cur.description]
+            cases = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
             if not cases:
                 break
             params["after"] = cases[-1]["id"]
@@ -110,25 +109,31 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
             summary["scanned"] += len(cases)
             summary["notices"] += len(rows)
             if rows:
-                inserted = psycopg2.extras.execute_values(
-                    cur, "INSERT INTO notification (case_id, kind, recipient, message, dedupe_key, created_at) "
-                    "VALUES %s ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, case_id, kind, dedupe_key",
-                    [r[:6] for r in rows], page_size=1000, fetch=True)
+                # One statement per batch: arrays bound as values, unnested server-side.
+                cur.execute(
+                    "INSERT INTO notification (case_id, kind, recipient, message, dedupe_key, created_at) "
+                    "SELECT u.case_id, u.kind, u.recipient, u.message, u.dedupe_key, %s FROM unnest("
+                    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                    "AS u(case_id, kind, recipient, message, dedupe_key) "
+                    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, kind, dedupe_key",
+                    (now, *(list(col) for col in zip(*(r[:5] for r in rows), strict=True))))
+                inserted = cur.fetchall()
                 summary["inserted"] += len(inserted)
                 by_key = {r[4]: r for r in rows}
                 events = []
-                for ins in inserted:
-                    summary[ins["kind"]] += 1
-                    if ins["kind"] == "supervise":
-                        r = by_key[ins["dedupe_key"]]
-                        data = {"notification_id": ins["id"], "milestone": r[6], "overdue_days": r[7],
+                for nid, kind, key in inserted:
+                    summary[kind] += 1
+                    if kind == "supervise":
+                        r = by_key[key]
+                        data = {"notification_id": nid, "milestone": r[6], "overdue_days": r[7],
                                 "recipient": r[2], "auto": True}
-                        events.append((r[0], now, "system", "supervise", r[8], r[8], r[3],
-                                       json.dumps(data, ensure_ascii=False)))
+                        events.append((r[0], r[8], r[3], json.dumps(data, ensure_ascii=False)))
                 if events:
-                    psycopg2.extras.execute_values(
-                        cur, "INSERT INTO case_event (case_id, at, actor_role, action, from_state, to_state, "
-                        "reason, data) VALUES %s", events, template="(%s, %s, %s, %s, %s, %s, %s, %s::jsonb)")
+                    cur.execute(
+                        "INSERT INTO case_event (case_id, at, actor_role, action, from_state, to_state, reason, data) "
+                        "SELECT u.case_id, %s, 'system', 'supervise', u.state, u.state, u.reason, u.data::jsonb "
+                        "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS u(case_id, state, reason, "
+                        "data)", (now, *(list(col) for col in zip(*events, strict=True))))
         if len(cases) < batch_size:
             break
     summary["duplicates"] = summary["notices"] - summary["inserted"]
@@ -142,14 +147,18 @@ def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000)
     after = 0
     while True:
         with db.cursor() as cur:
-            cur.execute("SELECT n.id, n.case_id, c.case_no, n.kind, n.recipient, n.message, n.dedupe_key, "
-                        "n.created_at FROM notification n LEFT JOIN case_record c ON c.id = n.case_id "
-                        "WHERE n.sent_at IS NULL AND n.id > %s ORDER BY n.id LIMIT %s FOR UPDATE OF n SKIP LOCKED",
+            cur.execute("SELECT id, case_id, kind, recipient, message, dedupe_key, created_at FROM notification "
+                        "WHERE sent_at IS NULL AND id > %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                         (after, batch_size))
             rows = cur.fetchall()
             if not rows:
                 break
             after = rows[-1]["id"]
+            cur.execute("SELECT id, case_no FROM case_record WHERE id = ANY(%s)",
+                        (list({r["case_id"] for r in rows if r["case_id"] is not None}),))
+            case_nos = {c["id"]: c["case_no"] for c in cur.fetchall()}
+            for r in rows:
+                r["case_no"] = case_nos.get(r["case_id"])
             done = []
             for r in rows:
                 try:

@@ -184,20 +184,11 @@ class CaseService:
         return {**sub, "channel": ch, "kind": kind, "title": title, "anonymous": anonymous,
                 "received_at": to_local(received) if received else None}
 
-    def intake(self, sub: dict, actor: User | None = None, now: dt.datetime | None = None) -> dict:
-        """Register a case from any channel; idempotent on submission_key. Returns the case (as the actor sees
-        it) with `duplicate_submission`, `duplicates` (suggested) and the routing explanation."""
+    def prepare(self, sub: dict, now: dt.datetime | None = None) -> dict:
+        """Validate, locate and route a submission without writing anything (raises on bad input)."""
         sub = self._validate_submission(sub)
         now = to_local(now) if now else _now()
-        key = sub.get("submission_key")
-        if key:
-            row = self.db.fetchone("SELECT id FROM case_record WHERE submission_key = %s", (key,))
-            if row:
-                out = self._read(actor, row["id"]) if actor else {"id": row["id"]}
-                return {**out, "duplicate_submission": True}
-        received = sub["received_at"] or now
         ref = self.reference()
-        # Location first, outside the write transaction (it reads through its own pooled connection).
         loc = self._resolve_location(sub)
         chain = loc["chain"] or {}
         grid = chain.get("grid") or {}
@@ -211,63 +202,85 @@ class CaseService:
         if codes["grid_code"]:
             near = self._near_other_grid(loc["lon"], loc["lat"], codes["grid_code"], codes["generation"])
         officer = self._officer_code(codes["grid_code"])
+        case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],
+                            "channel": sub["channel"], "accused_units": sub.get("accused_units") or []}
+        decision = routing_mod.route(case_for_routing, ref["rules"], ref["departments"], ref["categories"],
+                                     chain={"generation": codes["generation"], "officer_code": officer},
+                                     city_code=ref["city_code"])
+        if near is not None:
+            decision.explanation.append(f"距相邻网格 {near:.0f} 米（< {self.config.boundary_m:g} 米），需确认")
+        return {"sub": sub, "now": now, "received": sub["received_at"] or now, "loc": loc, "codes": codes,
+                "near": near, "decision": decision}
+
+    def intake(self, sub: dict, actor: User | None = None, now: dt.datetime | None = None) -> dict:
+        """Register a case from any channel; idempotent on submission_key. Returns the case (as the actor sees
+        it) with `duplicate_submission`, `duplicates` (suggested) and the routing explanation."""
+        key = sub.get("submission_key") if isinstance(sub, dict) else None
+        if key:
+            row = self.db.fetchone("SELECT id FROM case_record WHERE submission_key = %s", (key,))
+            if row:
+                out = self._read(actor, row["id"]) if actor else {"id": row["id"]}
+                return {**out, "duplicate_submission": True}
+        # Location and routing first, outside the write transaction (they read through the pool).
+        prep = self.prepare(sub, now)
         with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],
-                                "channel": sub["channel"], "accused_units": sub.get("accused_units") or []}
-            decision = routing_mod.route(case_for_routing, ref["rules"], ref["departments"], ref["categories"],
-                                         chain={"generation": codes["generation"], "officer_code": officer},
-                                         city_code=ref["city_code"])
-            if near is not None:
-                decision.explanation.append(f"距相邻网格 {near:.0f} 米（< {self.config.boundary_m:g} 米），需确认")
-            seq = self._next_case_no(cur, received)
-            cur.execute(
-                "INSERT INTO case_record (case_no, submission_key, channel, kind, category_code, title, content, "
-                "anonymous, reporter_name, reporter_phone, reporter_id_no, reporter_key, address_text, geom, orig_crs, "
-                "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
-                "received_at, handling_level, handler_region, lead_department, co_departments, officer_code, routing, "
-                "geocode, near_boundary, needs_pin, accused_units, accused_persons, deadline_profile) VALUES "
-                "(%(case_no)s, %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, %(content)s, %(anon)s, %(rname)s, "
-                "%(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS NULL THEN NULL ELSE "
-                "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, %(grid)s, %(gen)s, "
-                "%(village)s, %(township)s, %(county)s, 'received', %(emerg)s, %(received)s, %(level)s, %(hregion)s, "
-                "%(lead)s, %(co)s, %(officer)s, %(routing)s, %(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, "
-                "%(profile)s) RETURNING id",
-                {"case_no": seq, "key": key, "channel": sub["channel"], "kind": sub["kind"],
-                 "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
-                 "anon": sub["anonymous"],
-                 "rname": None if sub["anonymous"] else sub.get("reporter_name"),
-                 "rphone": None if sub["anonymous"] else sub.get("reporter_phone"),
-                 "rid": None if sub["anonymous"] else sub.get("reporter_id_no"),
-                 "rkey": None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"),
-                                                                    sub.get("reporter_id_no")),
-                 "addr": sub.get("address_text"), "lon": loc["lon"], "lat": loc["lat"],
-                 "ocrs": (loc["orig"] or {}).get("crs"), "ox": (loc["orig"] or {}).get("x"),
-                 "oy": (loc["orig"] or {}).get("y"), "grid": codes["grid_code"], "gen": codes["generation"],
-                 "village": codes["village_code"], "township": codes["township_code"],
-                 "county": codes["county_code"], "emerg": bool(sub.get("emergency")), "received": received,
-                 "level": decision.handling_level, "hregion": decision.handler_region,
-                 "lead": decision.lead_department, "co": decision.co_departments, "officer": decision.officer_code,
-                 "routing": json.dumps(decision.to_dict(), ensure_ascii=False),
-                 "geocode": json.dumps(loc["geocode"], ensure_ascii=False) if loc["geocode"] else None,
-                 "near": near is not None, "pin": loc["needs_pin"], "au": sub.get("accused_units") or [],
-                 "ap": sub.get("accused_persons") or [], "profile": None})
-            case_id = cur.fetchone()["id"]
-            actor_role = actor.role if actor else "citizen"
-            self._event(cur, case_id, actor, actor_role, "receive", None, "received", None,
-                        {"channel": sub["channel"], "routing": decision.explanation}, received)
-            state = "received"
-            auto = actor is not None and actor.role in ("dispatcher", "admin", "city_center", "county_center",
-                                                        "township_center")
-            if auto:
-                state = self._apply(cur, case_id, actor, state, "accept", None, {}, received)
-                if not loc["needs_pin"] and near is None:
-                    state = self._apply(cur, case_id, actor, state, "dispatch", None,
-                                        {"lead_department": decision.lead_department,
-                                         "handling_level": decision.handling_level}, received)
-            self._set_deadlines(cur, case_id)
-            dups = self._duplicates(cur, case_id)
-        out = self._read(actor, case_id) if actor else {"id": case_id, "case_no": seq, "status": state}
+            case_id, state, dups = self.write_prepared(cur, prep, actor)
+        out = self._read(actor, case_id) if actor else {"id": case_id, "status": state}
         return {**out, "duplicate_submission": False, "duplicates": dups}
+
+    def write_prepared(self, cur, prep: dict, actor: User | None) -> tuple[int, str, list]:
+        """Insert a prepared case with its intake events inside the caller's transaction."""
+        sub, loc, codes, near, decision, received = (prep["sub"], prep["loc"], prep["codes"], prep["near"],
+                                                     prep["decision"], prep["received"])
+        key = sub.get("submission_key")
+        seq = self._next_case_no(cur, received)
+        cur.execute(
+            "INSERT INTO case_record (case_no, submission_key, channel, kind, category_code, title, content, "
+            "anonymous, reporter_name, reporter_phone, reporter_id_no, reporter_key, address_text, geom, orig_crs, "
+            "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
+            "received_at, handling_level, handler_region, lead_department, co_departments, officer_code, routing, "
+            "geocode, near_boundary, needs_pin, accused_units, accused_persons, deadline_profile) VALUES "
+            "(%(case_no)s, %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, %(content)s, %(anon)s, %(rname)s, "
+            "%(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS NULL THEN NULL ELSE "
+            "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, %(grid)s, %(gen)s, "
+            "%(village)s, %(township)s, %(county)s, 'received', %(emerg)s, %(received)s, %(level)s, %(hregion)s, "
+            "%(lead)s, %(co)s, %(officer)s, %(routing)s, %(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, "
+            "%(profile)s) RETURNING id",
+            {"case_no": seq, "key": key, "channel": sub["channel"], "kind": sub["kind"],
+             "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
+             "anon": sub["anonymous"],
+             "rname": None if sub["anonymous"] else sub.get("reporter_name"),
+             "rphone": None if sub["anonymous"] else sub.get("reporter_phone"),
+             "rid": None if sub["anonymous"] else sub.get("reporter_id_no"),
+             "rkey": None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"),
+                                                                sub.get("reporter_id_no")),
+             "addr": sub.get("address_text"), "lon": loc["lon"], "lat": loc["lat"],
+             "ocrs": (loc["orig"] or {}).get("crs"), "ox": (loc["orig"] or {}).get("x"),
+             "oy": (loc["orig"] or {}).get("y"), "grid": codes["grid_code"], "gen": codes["generation"],
+             "village": codes["village_code"], "township": codes["township_code"],
+             "county": codes["county_code"], "emerg": bool(sub.get("emergency")), "received": received,
+             "level": decision.handling_level, "hregion": decision.handler_region,
+             "lead": decision.lead_department, "co": decision.co_departments, "officer": decision.officer_code,
+             "routing": json.dumps(decision.to_dict(), ensure_ascii=False),
+             "geocode": json.dumps(loc["geocode"], ensure_ascii=False) if loc["geocode"] else None,
+             "near": near is not None, "pin": loc["needs_pin"], "au": sub.get("accused_units") or [],
+             "ap": sub.get("accused_persons") or [], "profile": None})
+        case_id = cur.fetchone()["id"]
+        actor_role = actor.role if actor else "citizen"
+        self._event(cur, case_id, actor, actor_role, "receive", None, "received", None,
+                    {"channel": sub["channel"], "routing": decision.explanation}, received)
+        state = "received"
+        auto = actor is not None and actor.role in ("dispatcher", "admin", "city_center", "county_center",
+                                                    "township_center")
+        if auto:
+            state = self._apply(cur, case_id, actor, state, "accept", None, {}, received)
+            if not loc["needs_pin"] and near is None:
+                state = self._apply(cur, case_id, actor, state, "dispatch", None,
+                                    {"lead_department": decision.lead_department,
+                                     "handling_level": decision.handling_level}, received)
+        self._set_deadlines(cur, case_id)
+        dups = self._duplicates(cur, case_id)
+        return case_id, state, dups
 
     def _next_case_no(self, cur, received: dt.datetime) -> str:
         day = to_local(received).strftime("%Y%m%d")

@@ -8,7 +8,7 @@
 | GRIDGOV_DB_POOL_MAX      | connections in this process's pool                          | 8              |
 | GRIDGOV_HOST / _PORT     | where the web app listens                                   | 127.0.0.1:5000 |
 | GRIDGOV_SECRET_KEY       | session signing key                                         | random per data dir |
-| GRIDGOV_CASES            | synthetic cases the demo loads                              | 100000         |
+| GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
 """
@@ -36,7 +36,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     secret_key: str | None = field(default=None, repr=False)
-    demo_cases: int = 100_000
+    demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
 
@@ -81,7 +81,7 @@ def load_settings(env: dict | None = None) -> Settings:
         host=env.get(PREFIX + "HOST") or "127.0.0.1",
         port=_int(env, "PORT", 5000),
         secret_key=env.get(PREFIX + "SECRET_KEY") or None,
-        demo_cases=_int(env, "CASES", 100_000),
+        demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
     )
