@@ -243,6 +243,8 @@ def _summary_cells(ws, row: dict) -> list:
 def export_monthly_summary(db, year: int, month: int, path, config: RateConfig | None = None,
                            unit_types=reports.UNIT_TYPES) -> dict:
     """Write the 月度汇总: one sheet per unit type, ranked, with 三率, other rates, composite and 四色码."""
+    cfg = config or RateConfig()
+    w = cfg.weights
     wb = Workbook(write_only=True)
     states = {}
     counts = {}
@@ -258,8 +260,10 @@ def export_monthly_summary(db, year: int, month: int, path, config: RateConfig |
     for line in (
         ["统计月份", f"{year}年{month}月"],
         *[[f"{reports.UNIT_TYPE_LABELS[ut]}数据来源", labels[states[ut]]] for ut in unit_types],
-        ["口径", "响应率=按时签收/当月应签收；解决率=已解决/当月应答复；满意率=(满意+0.8×基本满意)/当月参评"],
-        ["综合得分", "响应率×10%+解决率×45%+满意率×45%，任一指标无数据则不计分"],
+        ["口径", "响应率=按时签收/当月应签收；解决率=已解决/当月应答复；"
+                 f"满意率=(满意+{float(cfg.basic_weight):g}×基本满意)/当月参评"],
+        ["综合得分", f"响应率×{w[0]}+解决率×{w[1]}+满意率×{w[2]}（权重），"
+                 + ("缺项按其余指标折算" if cfg.renormalize else "任一指标无数据则不计分")],
         ["四色码", "取各项指标最差颜色；排名末位为红码"],
     ):
         notes.append([_cell(notes, v) for v in line])

@@ -146,23 +146,24 @@ def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000)
     sent = failed = 0
     after = 0
     while True:
-        with db.cursor() as cur:
+        with db.cursor(dict_rows=False) as cur:
             cur.execute("SELECT id, case_id, kind, recipient, message, dedupe_key, created_at FROM notification "
                         "WHERE sent_at IS NULL AND id > %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                         (after, batch_size))
-            rows = cur.fetchall()
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
             if not rows:
                 break
             after = rows[-1]["id"]
             cur.execute("SELECT id, case_no FROM case_record WHERE id = ANY(%s)",
                         (list({r["case_id"] for r in rows if r["case_id"] is not None}),))
-            case_nos = {c["id"]: c["case_no"] for c in cur.fetchall()}
+            case_nos = dict(cur.fetchall())
             for r in rows:
                 r["case_no"] = case_nos.get(r["case_id"])
             done = []
             for r in rows:
                 try:
-                    notifier.send(dict(r))
+                    notifier.send(r)
                 except Exception as e:  # noqa: BLE001 - one bad delivery must not stop the others
                     failed += 1
                     log.warning("notification %s (%s → %s) not delivered: %s", r["id"], r["kind"], r["recipient"],

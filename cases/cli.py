@@ -1,0 +1,169 @@
+"""Case commands for `python -m gis`: users, tokens, routing rules, 12345 import, scheduler, rates, ledgers."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+
+from gis.errors import BadInput, NotFound
+
+RULE_FIELDS = ["id", "priority", "category_code", "kind", "channel", "region_prefix", "handler_level", "dept_kinds",
+               "note", "active"]
+
+
+def _rt(settings):
+    from gis.cli import _runtime
+
+    return _runtime(settings)
+
+
+def _user_by_name(db, username):
+    from cases.auth import get_user
+
+    row = db.fetchone("SELECT id FROM app_user WHERE username = %s", (username,))
+    if row is None:
+        raise NotFound(f"no user {username!r}")
+    return get_user(db, row["id"])
+
+
+def cmd_users(args, settings):
+    from cases.auth import create_user, issue_token
+
+    rt = _rt(settings)
+    try:
+        db = rt.db
+        if args.action == "create":
+            if not args.username or not args.role or not args.region:
+                raise BadInput("users create needs --username --role --region (and --password)")
+            password = args.password or sys.stdin.readline().strip()
+            u = create_user(db, args.username, password, args.role, args.region, display_name=args.name or "",
+                            grid_code=args.grid, department_code=args.department)
+            print(json.dumps(u.to_dict(), ensure_ascii=False))
+        elif args.action == "token":
+            print(issue_token(db, _user_by_name(db, args.username), args.name or "cli"))
+        else:
+            for r in db.fetchall("SELECT username, role, region_code, grid_code, department_code, display_name "
+                                 "FROM app_user ORDER BY id"):
+                print("\t".join(str(v or "") for v in r.values()))
+    finally:
+        rt.close()
+
+
+def cmd_rules(args, settings):
+    rt = _rt(settings)
+    try:
+        db = rt.db
+        if args.action == "export":
+            rows = db.fetchall("SELECT * FROM routing_rule ORDER BY priority, id")
+            out = open(args.file, "w", newline="", encoding="utf-8-sig") if args.file else sys.stdout
+            w = csv.DictWriter(out, fieldnames=RULE_FIELDS)
+            w.writeheader()
+            for r in rows:
+                w.writerow({**{k: r[k] for k in RULE_FIELDS}, "dept_kinds": "|".join(r["dept_kinds"])})
+            if args.file:
+                out.close()
+        elif args.action == "import":
+            if not args.file:
+                raise BadInput("rules import needs a CSV file (as written by rules export)")
+            _import_rules(db, args.file, args.commit)
+        else:
+            for r in db.fetchall("SELECT id, priority, category_code, kind, channel, handler_level, dept_kinds, note "
+                                 "FROM routing_rule WHERE active ORDER BY priority, id"):
+                print(f"#{r['id']:<4} p{r['priority']:<4} {r['category_code'] or '*':8} {r['kind'] or '*':4} "
+                      f"{r['channel'] or '*':16} {r['handler_level']:9} {'|'.join(r['dept_kinds']):12} {r['note']}")
+    finally:
+        rt.close()
+
+
+def _import_rules(db, path, commit: bool) -> None:
+    """Replace the routing rules with a CSV's rows (checked first; all or nothing)."""
+    from cases.routing import LEVELS
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    cats = {r["code"] for r in db.fetchall("SELECT code FROM category")}
+    errors, clean = [], []
+    for i, r in enumerate(rows, start=2):
+        level = (r.get("handler_level") or "").strip()
+        if level not in LEVELS:
+            errors.append(f"row {i}: handler_level {level!r} must be one of {', '.join(LEVELS)}")
+        cat = (r.get("category_code") or "").strip() or None
+        if cat and not any(c.startswith(cat) for c in cats):
+            errors.append(f"row {i}: no category starts with {cat!r}")
+        try:
+            prio = int(r.get("priority") or 100)
+        except ValueError:
+            errors.append(f"row {i}: priority {r.get('priority')!r} is not an integer")
+            prio = 100
+        clean.append(dict(priority=prio, category_code=cat, kind=(r.get("kind") or "").strip() or None,
+                          channel=(r.get("channel") or "").strip() or None,
+                          region_prefix=(r.get("region_prefix") or "").strip() or None, handler_level=level,
+                          dept_kinds=[k for k in (r.get("dept_kinds") or "").split("|") if k],
+                          note=r.get("note") or "", active=(r.get("active") or "t").lower() in ("t", "true", "1")))
+    if errors:
+        raise BadInput(f"{len(errors)} bad rule rows, nothing changed: " + "; ".join(errors[:5]))
+    if not commit:
+        print(f"{len(clean)} rules are valid (dry run: use --commit to replace the rule table)")
+        return
+    with db.cursor() as cur:
+        cur.execute("UPDATE routing_rule SET active = false")
+        for r in clean:
+            cur.execute("INSERT INTO routing_rule (priority, category_code, kind, channel, region_prefix, "
+                        "handler_level, dept_kinds, note, active) VALUES (%(priority)s, %(category_code)s, %(kind)s,"
+                        " %(channel)s, %(region_prefix)s, %(handler_level)s, %(dept_kinds)s, %(note)s, %(active)s)", r)
+    print(f"replaced the routing rules with {len(clean)} rules")
+
+
+def cmd_import_cases(args, settings):
+    from cases.importer import import_file
+    from cases.service import CaseService
+
+    rt = _rt(settings)
+    try:
+        actor = _user_by_name(rt.db, args.as_user)
+        rep = import_file(CaseService(rt.db), args.file, actor, commit=args.commit)
+        print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1) if args.json else rep.text())
+        if not rep.ok:
+            raise BadInput(f"{rep.counts().get('rejected', 0)} rejected rows; nothing was imported")
+    finally:
+        rt.close()
+
+
+def _month(s: str) -> tuple[int, int]:
+    try:
+        d = dt.datetime.strptime(s, "%Y-%m")
+    except ValueError:
+        raise BadInput(f"month {s!r} must be YYYY-MM", field="month") from None
+    return d.year, d.month
+
+
+def register(sub) -> None:
+    """Add the case commands to the gridgov CLI."""
+    u = sub.add_parser("users", help="list/create users, issue API tokens")
+    u.add_argument("action", choices=["list", "create", "token"])
+    u.add_argument("--username")
+    u.add_argument("--password", help="(or on stdin)")
+    u.add_argument("--role")
+    u.add_argument("--region")
+    u.add_argument("--grid")
+    u.add_argument("--department")
+    u.add_argument("--name")
+    u.set_defaults(fn=cmd_users)
+    r = sub.add_parser("rules", help="routing rules: list, export CSV, import CSV (dry run unless --commit)")
+    r.add_argument("action", choices=["list", "export", "import"])
+    r.add_argument("file", nargs="?")
+    r.add_argument("--commit", action="store_true")
+    r.set_defaults(fn=cmd_rules)
+    i = sub.add_parser("import-cases", help="import a 12345 export (CSV/XLSX); dry run unless --commit")
+    i.add_argument("file")
+    i.add_argument("--as-user", default="dispatcher", help="the dispatcher account the cases are registered by")
+    i.add_argument("--commit", action="store_true")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_import_cases)
+    try:
+        from cases import cli_reports
+    except ImportError:
+        return
+    cli_reports.register(sub, _rt, _month)

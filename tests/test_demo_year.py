@@ -1,0 +1,135 @@
+"""The demo city end to end: built, loaded into PostGIS, a stretch of synthetic cases run through the real
+loop (routing rules, deadline engine, transition table), and the numbers add up when recomputed
+independently from the append-only event log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from fractions import Fraction
+
+import psycopg2
+import pytest
+
+from cases import workflow
+from cases.rates import monthly_rates
+from cases.setup import seed_demo_users, seed_routing_rules
+from cases.simulate import Simulator, load_simulated
+from fixtures.cases import generate_cases
+from fixtures.city import build_city
+from gis.db import Database
+from grids.store import load_city
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+NOW = dt.datetime(2026, 11, 20, 12, tzinfo=TZ)
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def demo(pg_cluster):
+    name = "demo_" + uuid.uuid4().hex[:8]
+    admin = psycopg2.connect(pg_cluster.admin_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} TEMPLATE gridgov_template")
+    db = Database(f"host=127.0.0.1 port={pg_cluster.port} user=gridgov dbname={name}", maxconn=4)
+    city = build_city()
+    load_city(db, city, progress=lambda m: None)
+    seed_routing_rules(db)
+    loaded = load_simulated(db, Simulator.from_db(db),
+                            generate_cases(city, N, NOW - dt.timedelta(days=120), NOW, seed=5, now=NOW))
+    users = seed_demo_users(db)
+    yield db, city, loaded, users
+    db.close()
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_demo_city_in_postgis_tiles_and_addresses_in_grids(demo):
+    db, city, _, _ = demo
+    counts = db.fetchone("SELECT (SELECT count(*) FROM region WHERE level = 'county') counties, "
+                         "(SELECT count(*) FROM region WHERE level = 'township') townships, "
+                         "(SELECT count(*) FROM grid) grids, (SELECT count(*) FROM address) addresses")
+    assert counts == {"counties": 5, "townships": 79, "grids": len(city.grids), "addresses": len(city.addresses)}
+    # PostGIS agrees: grids are valid, and every standard address is covered by its own grid
+    bad = db.fetchone("SELECT (SELECT count(*) FROM grid WHERE NOT ST_IsValid(geom)) invalid, "
+                      "(SELECT count(*) FROM address a JOIN grid g ON g.code = a.grid_code "
+                      " WHERE NOT ST_Covers(g.geom, a.geom)) outside")
+    assert bad == {"invalid": 0, "outside": 0}
+    # counties tile the city: area of the union equals the city's area (geodesic m², relative 1e-6)
+    a = db.fetchone("SELECT ST_Area(c.geom::geography) city, (SELECT sum(ST_Area(geom::geography)) FROM region "
+                    "WHERE level = 'county') counties FROM region c WHERE c.level = 'city'")
+    assert abs(a["city"] - a["counties"]) / a["city"] < 1e-6
+
+
+def test_every_case_went_through_legal_transitions(demo):
+    db, _, loaded, _ = demo
+    assert loaded == N
+    events: dict[int, list] = {}
+    for e in db.fetchall("SELECT case_id, action, from_state, to_state, actor_role, reason FROM case_event "
+                         "ORDER BY case_id, at, id"):
+        events.setdefault(e["case_id"], []).append(e)
+    statuses = {r["id"]: r["status"] for r in db.fetchall("SELECT id, status FROM case_record")}
+    assert set(events) == set(statuses)
+    for cid, evs in events.items():
+        state = "received"
+        assert evs[0]["action"] == "receive"
+        for e in evs[1:]:
+            action = {"extended": "approve_extension"}.get(e["action"], e["action"])
+            t = workflow.apply(state, action, e["actor_role"], e["reason"])
+            assert (e["from_state"], e["to_state"]) == (state, t.new_state)
+            state = t.new_state
+        assert state == statuses[cid], cid
+    mix = Counter(statuses.values())
+    assert mix["closed"] > N * 0.5 and mix["received"] + mix["dispatched"] + mix["handling"] > 0
+
+
+def test_cases_carry_the_grid_that_covers_them_and_the_routing_reason(demo):
+    db, _, _, _ = demo
+    row = db.fetchone(
+        "SELECT count(*) n, count(*) FILTER (WHERE ST_Covers(g.geom, c.geom)) covered, "
+        "count(*) FILTER (WHERE c.routing->'explanation' IS NOT NULL) explained, "
+        "count(*) FILTER (WHERE c.generation = 1) gen1 FROM case_record c JOIN grid g ON g.code = c.grid_code")
+    assert row["n"] == N and row["covered"] == N and row["explained"] == N and row["gen1"] == N
+
+
+def test_monthly_rates_match_an_independent_count_from_events(demo):
+    db, _, _, _ = demo
+    y, m = 2026, 10
+    recs = db.fetchall(
+        "SELECT county_code AS unit, status, received_at, sign_due_at, signed_at, reply_due_at, replied_at, "
+        "evaluated_at, closed_at, evaluation, solved, returned_count, reopened_count, forwarded, "
+        "dispatched_at IS NOT NULL AS dispatched FROM case_record")
+    rates = monthly_rates(recs, y, m, as_of=NOW)
+    # Independent: straight from the event log.
+    ev = db.fetchall(
+        "SELECT c.county_code unit, c.sign_due_at, "
+        " (SELECT min(at) FROM case_event e WHERE e.case_id = c.id AND e.action = 'sign') first_sign, "
+        " EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id AND e.action = 'dispatch') dispatched, "
+        " (SELECT data->>'evaluation' FROM case_event e WHERE e.case_id = c.id AND e.action = 'evaluate' "
+        "  ORDER BY id DESC LIMIT 1) evaluation, "
+        " (SELECT max(at) FROM case_event e WHERE e.case_id = c.id AND e.action = 'evaluate') evaluated_at "
+        "FROM case_record c")
+    start, end = dt.datetime(y, m, 1, tzinfo=TZ), dt.datetime(y, m + 1, 1, tzinfo=TZ)
+    checked = 0
+    for unit, r in rates.items():
+        rows = [e for e in ev if e["unit"] == unit]
+        cohort = [e for e in rows if e["dispatched"] and e["sign_due_at"] and start <= e["sign_due_at"] < end]
+        ok = [e for e in cohort if e["first_sign"] is not None and e["first_sign"] <= e["sign_due_at"]]
+        if cohort:
+            assert r.response.value == Fraction(len(ok), len(cohort)), unit
+            checked += 1
+        evals = [e for e in rows if e["evaluation"] and start <= e["evaluated_at"] < end]
+        if evals:
+            sat = sum(Fraction(1) if e["evaluation"] == "满意" else Fraction(4, 5) if e["evaluation"] == "基本满意"
+                      else Fraction(0) for e in evals)
+            assert r.satisfaction.value == sat / len(evals), unit
+    assert checked == 5
+
+
+def test_demo_users_cover_every_role(demo):
+    _, _, _, users = demo
+    assert {u["role"] for u in users} == {"admin", "city_center", "county_center", "township_center",
+                                          "village_center", "grid_officer", "department", "dispatcher"}
