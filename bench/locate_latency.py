@@ -25,6 +25,39 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 from bulk_locate import demo_database, log, make_points  # noqa: E402
 
+class OneConnection:
+    """fetchone/fetchall/execute on one persistent connection (what a pool that keeps connections gives)."""
+
+    def __init__(self, dsn: str):
+        import psycopg2
+
+        self.conn = psycopg2.connect(dsn)
+
+    def fetchone(self, sql, params=None):
+        """Run a query and return the first row as a dict (or None)."""
+        import psycopg2.extras
+
+        with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        self.conn.commit()
+        return row
+
+    def fetchall(self, sql, params=None):
+        """Run a query and return all rows as dicts."""
+        import psycopg2.extras
+
+        with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(sql, params)
+            rows = list(cur.fetchall())
+        self.conn.commit()
+        return rows
+
+    def close(self):
+        """Close the connection."""
+        self.conn.close()
+
+
 LOOKUP = ("SELECT code FROM {table} WHERE generation = %(gen)s "
           "AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)) ORDER BY code LIMIT 1")
 
@@ -70,26 +103,35 @@ def run(args) -> int:
         for lon, lat in zip(lons[:50], lats[:50], strict=True):
             db.fetchone(LOOKUP.format(table="grid"), {"gen": gen, "lon": float(lon), "lat": float(lat)})
 
-        def full(lon, lat):
-            try:
-                return locate(db, lon, lat)["status"]
-            except FarOutside:
-                return "far"
+        def full(conn):
+            def fn(lon, lat):
+                try:
+                    return locate(conn, lon, lat)["status"]
+                except FarOutside:
+                    return "far"
+            return fn
 
-        status, ms = time_calls(full, lons, lats)
-        results["locate"] = percentiles(ms)
-        results["locate"]["status_counts"] = {s: status.count(s) for s in sorted(set(status))}
-
-        def lookup(table):
+        def lookup(conn, table):
             sql = LOOKUP.format(table=table)
 
             def fn(lon, lat):
-                row = db.fetchone(sql, {"gen": gen, "lon": lon, "lat": lat})
+                row = conn.fetchone(sql, {"gen": gen, "lon": lon, "lat": lat})
                 return row["code"] if row else ""
             return fn
 
-        plain, ms = time_calls(lookup("grid"), lons, lats)
-        results["lookup"] = percentiles(ms)
+        one = OneConnection(db.dsn)
+        try:
+            for lon, lat in zip(lons[:50], lats[:50], strict=True):
+                one.fetchone(LOOKUP.format(table="grid"), {"gen": gen, "lon": float(lon), "lat": float(lat)})
+            status, ms = time_calls(full(one), lons, lats)
+            results["locate"] = percentiles(ms)
+            results["locate"]["status_counts"] = {s: status.count(s) for s in sorted(set(status))}
+            plain, ms = time_calls(lookup(one, "grid"), lons, lats)
+            results["lookup"] = percentiles(ms)
+            _, ms = time_calls(full(db), lons[:200], lats[:200])
+            results["locate_via_pool"] = percentiles(ms)
+            _, ms = time_calls(lookup(db, "grid"), lons[:200], lats[:200])
+            results["lookup_via_pool"] = percentiles(ms)
 
         t = time.perf_counter()
         db.execute("DROP TABLE IF EXISTS bench_grid_sub")
@@ -100,17 +142,18 @@ def run(args) -> int:
         pieces = db.fetchone("SELECT count(*) n FROM bench_grid_sub")["n"]
         results["subdivide"] = {"max_vertices": args.max_vertices, "pieces": pieces,
                                 "build_s": round(time.perf_counter() - t, 2)}
-        try:
-            sub, ms = time_calls(lookup("bench_grid_sub"), lons, lats)
+            sub, ms = time_calls(lookup(one, "bench_grid_sub"), lons, lats)
         finally:
+            one.close()
             db.execute("DROP TABLE IF EXISTS bench_grid_sub")
         results["lookup_sub"] = percentiles(ms)
         results["lookup_sub"]["identical"] = sub == plain
 
     print(f"{args.n:,} single lookups ({results['locate']['status_counts']})")
-    for k in ("locate", "lookup", "lookup_sub"):
+    print("  (one persistent connection; *_via_pool: through gis.db.Database, 200 points)")
+    for k in ("locate", "lookup", "lookup_sub", "locate_via_pool", "lookup_via_pool"):
         r = results[k]
-        print(f"  {k:11s} p50 {r['p50_ms']:7.3f} ms   p90 {r['p90_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   "
+        print(f"  {k:16s} p50 {r['p50_ms']:7.3f} ms   p90 {r['p90_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   "
               f"max {r['max_ms']:7.2f} ms")
     print(f"  subdivided: {results['subdivide']['pieces']} pieces, lookups identical: "
           f"{results['lookup_sub']['identical']}")

@@ -114,7 +114,7 @@ def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
         log(f"reusing {have:,} cases already loaded")
     users = seed_demo_users(db)
     if users:
-        log("demo users (password %s): %s" % (DEMO_PASSWORD, ", ".join(f"{u['username']} ({u['role_label']})"
+        log("demo users (password {}): {}".format(DEMO_PASSWORD, ", ".join(f"{u['username']} ({u['role_label']})"
                                                                         for u in users)))
 
 

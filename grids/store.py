@@ -120,7 +120,7 @@ def layer_geojson(db, layer: str, level: str | None = None, parent: str | None =
     params = {"tol": tol, "level": level, "parent": parent}
     where = ["generation = (SELECT id FROM generation WHERE active)"]
     if bbox is not None:
-        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox)))
+        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=False)))
         where.append("geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
     if layer == "region":
         where.append("level = %(level)s")

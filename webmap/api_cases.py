@@ -181,7 +181,7 @@ def clusters():
     eps = _int_arg("eps_m", 300, 10, 5000)
     min_samples = _int_arg("min_samples", 5, 2, 1000)
     scope, params = case_scope(current_user())
-    params.update(since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days))
+    params.update(since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
     where = [scope, "c.geom IS NOT NULL", "c.received_at >= %(since)s", "c.status <> 'merged'"]
     if request.args.get("category"):
         where.append("c.category_code LIKE %(cat)s")
