@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+REPEAT = 3
+
 
 def log(msg: str) -> None:
     """Progress on stderr."""
@@ -89,9 +91,11 @@ def run_index(db, lon, lat) -> tuple[np.ndarray, dict]:
     gi = GridIndex.from_db(db)
     build = time.perf_counter() - t
     gi.locate(lon[:1000], lat[:1000])  # warm
-    t = time.perf_counter()
-    codes = gi.locate(lon, lat)
-    sec = time.perf_counter() - t
+    sec = float("inf")
+    for _ in range(REPEAT):    # best of REPEAT: the machine is shared
+        t = time.perf_counter()
+        codes = gi.locate(lon, lat)
+        sec = min(sec, time.perf_counter() - t)
     return codes, {"build_s": round(build, 3), "locate_s": round(sec, 3), "points_per_s": round(len(lon) / sec),
                    "exact_fraction": round(gi.last_exact_fraction, 4), "index": _plain(gi.stats())}
 
@@ -105,10 +109,12 @@ def run_sjoin(db, lon, lat, predicate: str) -> tuple[np.ndarray, dict]:
                        "WHERE generation = (SELECT id FROM generation WHERE active) ORDER BY code")
     grids = gpd.GeoDataFrame({"code": [r["code"] for r in rows]},
                              geometry=shapely.from_wkb([bytes(r["wkb"]) for r in rows]), crs=4326)
-    t = time.perf_counter()
-    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
-    joined = gpd.sjoin(pts, grids, predicate=predicate, how="left")
-    sec = time.perf_counter() - t
+    sec = float("inf")
+    for _ in range(REPEAT):
+        t = time.perf_counter()
+        pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+        joined = gpd.sjoin(pts, grids, predicate=predicate, how="left")
+        sec = min(sec, time.perf_counter() - t)
     t = time.perf_counter()
     # grids are sorted by code, so the smallest right index is the smallest code
     first = joined["index_right"].groupby(level=0).min().reindex(range(len(lon))).to_numpy()

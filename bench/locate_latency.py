@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 from bulk_locate import demo_database, log, make_points  # noqa: E402
 
+
 class OneConnection:
     """fetchone/fetchall/execute on one persistent connection (what a pool that keeps connections gives)."""
 
@@ -99,9 +100,6 @@ def run(args) -> int:
     with demo_database(args.dsn) as db:
         gen = resolve_generation(db)
         lons, lats = make_points(db, args.n, args.seed)
-        # warm the pool, caches and the planner
-        for lon, lat in zip(lons[:50], lats[:50], strict=True):
-            db.fetchone(LOOKUP.format(table="grid"), {"gen": gen, "lon": float(lon), "lat": float(lat)})
 
         def full(conn):
             def fn(lon, lat):
@@ -133,15 +131,15 @@ def run(args) -> int:
             _, ms = time_calls(lookup(db, "grid"), lons[:200], lats[:200])
             results["lookup_via_pool"] = percentiles(ms)
 
-        t = time.perf_counter()
-        db.execute("DROP TABLE IF EXISTS bench_grid_sub")
-        db.execute("CREATE TABLE bench_grid_sub AS SELECT code, generation, ST_Subdivide(geom, %s) AS geom "
-                   "FROM grid WHERE generation = %s", (args.max_vertices, gen))
-        db.execute("CREATE INDEX ON bench_grid_sub USING gist (geom)")
-        db.execute("ANALYZE bench_grid_sub")
-        pieces = db.fetchone("SELECT count(*) n FROM bench_grid_sub")["n"]
-        results["subdivide"] = {"max_vertices": args.max_vertices, "pieces": pieces,
-                                "build_s": round(time.perf_counter() - t, 2)}
+            t = time.perf_counter()
+            db.execute("DROP TABLE IF EXISTS bench_grid_sub")
+            db.execute("CREATE TABLE bench_grid_sub AS SELECT code, generation, ST_Subdivide(geom, %s) AS geom "
+                       "FROM grid WHERE generation = %s", (args.max_vertices, gen))
+            db.execute("CREATE INDEX ON bench_grid_sub USING gist (geom)")
+            db.execute("ANALYZE bench_grid_sub")
+            pieces = db.fetchone("SELECT count(*) n FROM bench_grid_sub")["n"]
+            results["subdivide"] = {"max_vertices": args.max_vertices, "pieces": pieces,
+                                    "build_s": round(time.perf_counter() - t, 2)}
             sub, ms = time_calls(lookup(one, "bench_grid_sub"), lons, lats)
         finally:
             one.close()

@@ -137,6 +137,9 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
         if len(cases) < batch_size:
             break
     summary["duplicates"] = summary["notices"] - summary["inserted"]
+    if summary["inserted"] >= 10_000:
+        # Fresh statistics so delivery pages by the primary key instead of re-sorting the backlog.
+        db.execute("ANALYZE notification")
     return summary
 
 

@@ -77,6 +77,19 @@ def cmd_migrate(args, settings):
     log("schema is up to date")
 
 
+def _step_logger():
+    """A progress callback for build_city that prints each step once and then at most every 2 s."""
+    state = {"step": None, "t": 0.0}
+
+    def cb(step, i=None, n=None):
+        now = time.monotonic()
+        if step != state["step"] or now - state["t"] > 2 or (n and i == n - 1):
+            state.update(step=step, t=now)
+            log(f"  {step}" + (f" {i + 1}/{n}" if i is not None and n else ""))
+
+    return cb
+
+
 def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
     """Build and load the demo city and a year of cases through the loop unless they are already there."""
     from cases.setup import DEMO_PASSWORD, seed_demo_users, seed_routing_rules
@@ -89,8 +102,7 @@ def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
 
         log("building the demo city (四平市) …")
         t = time.monotonic()
-        city = build_city(seed=seed, progress=lambda step, i=None, n=None: log(
-            f"  {step}" + (f" {i}/{n}" if i is not None and n else "")))
+        city = build_city(seed=seed, progress=_step_logger())
         log(f"built in {time.monotonic() - t:.1f}s: {city.summary()}")
         load_city(db, city, source=f"demo seed={seed}", progress=log)
     if seed_routing_rules(db):

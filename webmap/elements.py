@@ -39,13 +39,19 @@ class RemoteGeoJson(MacroElement):
         });
         {% if this.show %}{{ this.get_name() }}.addTo({{ this._parent.get_name() }});{% endif %}
         fetch({{ this.url|tojson }}).then(function (r) { return r.json(); })
-            .then(function (data) { {{ this.get_name() }}.addData(data); });
+            .then(function (data) {
+                {{ this.get_name() }}.addData(data);
+                // how many features arrived: for the operator's status line and for browser tests
+                document.body.setAttribute({{ ("data-layer-" ~ this.key)|tojson }}, data.features.length);
+            });
         {% endmacro %}
         """
     )
 
-    def __init__(self, url: str, name: str, style_js: str, label_js: str = "p.name", show: bool = True):
+    def __init__(self, url: str, name: str, style_js: str, label_js: str = "p.name", show: bool = True,
+                 key: str = "layer"):
         super().__init__()
+        self.key = key
         self._name = "RemoteGeoJson"
         self.layer_name = name
         self.url = url
@@ -54,3 +60,26 @@ class RemoteGeoJson(MacroElement):
         self.show = show
         self.overlay = True
         self.control = True
+
+
+class TitlePanel(MacroElement):
+    """A fixed title box on the map (text escaped by Jinja's autoescape-free path: we escape explicitly)."""
+
+    _template = Template(
+        """
+        {% macro html(this, kwargs) %}
+        <div style="position:absolute;top:10px;left:60px;z-index:1000;background:rgba(255,255,255,.92);
+                    padding:8px 14px;border-radius:6px;box-shadow:0 1px 4px rgba(0,0,0,.3);
+                    font:14px/1.5 'Noto Sans CJK SC','Microsoft YaHei',sans-serif;">
+          <div style="font-size:18px;font-weight:600;">{{ this.title|e }}</div>
+          <div>{{ this.subtitle|e }}</div>
+        </div>
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, title: str, subtitle: str = ""):
+        super().__init__()
+        self._name = "TitlePanel"
+        self.title = title
+        self.subtitle = subtitle

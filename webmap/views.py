@@ -63,7 +63,7 @@ def layer(layer: str):
 @bp.get("/")
 def city_map():
     """The city map: counties, townships and grids from PostGIS (全市一张网)."""
-    from webmap.elements import RemoteGeoJson, local_map
+    from webmap.elements import RemoteGeoJson, TitlePanel, local_map
 
     row = db().fetchone(
         "SELECT name, ST_X(ST_Centroid(geom)) AS lon, ST_Y(ST_Centroid(geom)) AS lat, "
@@ -74,9 +74,18 @@ def city_map():
                         status=503, mimetype="text/html")
     m = local_map(row["lon"], row["lat"], zoom=9)
     m.get_root().title = f"{row['name']} 网格化社会治理 · 全市一张网"
-    RemoteGeoJson("/api/layers/grid?simplify=5", "网格", GRID_STYLE, "p.name + ' ' + p.code").add_to(m)
-    RemoteGeoJson("/api/layers/region?level=township&simplify=10", "乡镇街道", TOWNSHIP_STYLE).add_to(m)
-    RemoteGeoJson("/api/layers/region?level=county&simplify=20", "县区", COUNTY_STYLE).add_to(m)
+    RemoteGeoJson("/api/layers/grid?simplify=5", "网格", GRID_STYLE, "p.name + ' ' + p.code", key="grid").add_to(m)
+    RemoteGeoJson("/api/layers/region?level=township&simplify=10", "乡镇街道", TOWNSHIP_STYLE,
+                  key="township").add_to(m)
+    RemoteGeoJson("/api/layers/region?level=county&simplify=20", "县区", COUNTY_STYLE, key="county").add_to(m)
+    n = db().fetchone(
+        "SELECT count(*) FILTER (WHERE level = 'county') county, count(*) FILTER (WHERE level = 'township') township,"
+        " count(*) FILTER (WHERE level = 'village') village, (SELECT count(*) FROM grid g WHERE g.generation = "
+        "r.generation) grid, r.generation FROM region r WHERE r.generation = (SELECT id FROM generation WHERE active) "
+        "GROUP BY r.generation")
+    TitlePanel(f"{row['name']} · 全市一张网",
+               f"县区 {n['county']} · 乡镇街道 {n['township']} · 村社区 {n['village']} · 网格 {n['grid']}"
+               f"（边界版本 {n['generation']}）").add_to(m)
     m.fit_bounds([[row["y0"], row["x0"]], [row["y1"], row["x1"]]])
     html = m.get_root().render()
     return Response(html, mimetype="text/html")
