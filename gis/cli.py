@@ -160,6 +160,11 @@ def cmd_load_cases(args, settings):
 
 
 def cmd_serve(args, settings, demo: bool = False):
+    from gis.cluster import port_in_use
+
+    if port_in_use(settings.port, settings.host if settings.host not in ("0.0.0.0", "") else "127.0.0.1"):
+        raise GridgovError(f"port {settings.port} on {settings.host} is in use (is gridgov already running?): "
+                           f"stop it or set GRIDGOV_PORT")
     rt = _runtime(settings)
     try:
         if demo:
@@ -170,7 +175,11 @@ def cmd_serve(args, settings, demo: bool = False):
         from waitress import create_server
 
         server = create_server(app, host=settings.host, port=settings.port, threads=8)
-        signal.signal(signal.SIGTERM, lambda *a: server.close())
+        def _stop(*_):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)  # also when started in the background with SIGINT ignored
         log(f"serving on http://{settings.host}:{settings.port}  (Ctrl-C stops; the embedded database stops too)")
         try:
             server.run()

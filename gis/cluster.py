@@ -84,6 +84,7 @@ class EmbeddedCluster:
         self.logfile = self.data_dir / "postgres.log"
         self.requested_port = port
         self.port: int | None = None
+        self.started_here = False  # only the process that started the server stops it on exit
         self.log = log
         self.is_root = os.geteuid() == 0
         self.run_as = (run_as or "postgres") if self.is_root else None
@@ -206,6 +207,7 @@ class EmbeddedCluster:
                 os.chown(self.logfile, pw.pw_uid, pw.pw_gid)
             self._run([str(self.pg_bin / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
                        "-o", f"-p {self.port}", "-w", "-t", "60", "start"], timeout=90)
+            self.started_here = True
         self._ensure_database()
         return self.dsn
 

@@ -21,9 +21,9 @@ class Runtime:
     cluster: EmbeddedCluster | None = None
 
     def close(self, stop_cluster: bool = False) -> None:
-        """Close the pool; stop the embedded server too when asked."""
+        """Close the pool; stop the embedded server too when asked and this process started it."""
         self.db.close()
-        if stop_cluster and self.cluster is not None:
+        if stop_cluster and self.cluster is not None and self.cluster.started_here:
             self.cluster.stop()
 
 
