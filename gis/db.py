@@ -10,10 +10,10 @@ import threading
 from contextlib import contextmanager
 
 import psycopg2
+import psycopg2.extensions
 import psycopg2.extras
-import psycopg2.pool
 
-from gis.errors import ConfigError
+from gis.errors import ConfigError, Unavailable
 from gis.settings import redact_dsn
 
 
@@ -27,18 +27,45 @@ def check_connect(dsn: str, timeout: int = 5):
 
 
 class Database:
-    """A bounded pool of connections to one database."""
+    """A bounded pool of connections to one database.
+
+    Idle connections are kept for reuse (psycopg2's own pools close every returned connection above
+    `minconn`, which would open a backend per query); at most `maxconn` exist at once and callers wait
+    up to `acquire_timeout` seconds for one.
+    """
 
     def __init__(self, dsn: str, maxconn: int = 8, acquire_timeout: float = 30.0):
         check_connect(dsn).close()
         self.dsn = dsn
         self.maxconn = maxconn
         self.acquire_timeout = acquire_timeout
-        self._pool = psycopg2.pool.ThreadedConnectionPool(0, maxconn, dsn, connect_timeout=5)
+        self._idle: list = []
+        self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(maxconn)
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"Database({redact_dsn(self.dsn)!r}, maxconn={self.maxconn})"
+
+    def _take(self):
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+        try:
+            return psycopg2.connect(self.dsn, connect_timeout=5)
+        except psycopg2.OperationalError:
+            raise Unavailable("数据库暂时不可用，请稍后重试 (database unavailable)") from None
+
+    def _give_back(self, conn) -> None:
+        if conn.closed:
+            return
+        if self._closed or conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            conn.close()
+            return
+        with self._lock:
+            self._idle.append(conn)
 
     @contextmanager
     def connection(self):
@@ -47,20 +74,24 @@ class Database:
             raise ConfigError(f"no free database connection after {self.acquire_timeout}s (pool of {self.maxconn})")
         conn = None
         try:
-            conn = self._pool.getconn()
-            if conn.closed:
-                self._pool.putconn(conn, close=True)
-                conn = self._pool.getconn()
+            conn = self._take()
             try:
                 yield conn
                 conn.commit()
             except BaseException:
                 if not conn.closed:
-                    conn.rollback()
+                    try:
+                        conn.rollback()
+                    except psycopg2.Error:
+                        conn.close()
                 raise
+        except psycopg2.OperationalError:
+            if conn is not None and not conn.closed:
+                conn.close()
+            raise
         finally:
             if conn is not None:
-                self._pool.putconn(conn, close=bool(conn.closed))
+                self._give_back(conn)
             self._slots.release()
 
     @contextmanager
@@ -90,8 +121,12 @@ class Database:
             return cur.rowcount
 
     def close(self) -> None:
-        """Close every pooled connection."""
-        self._pool.closeall()
+        """Close every idle connection; connections in use close when they come back."""
+        self._closed = True
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 def copy_rows(cur, table: str, columns: list[str], rows) -> int:

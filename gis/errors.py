@@ -58,6 +58,13 @@ class Unprocessable(GridgovError):
     code = "unprocessable"
 
 
+class Unavailable(GridgovError):
+    """A dependency (the database) is down; the client may retry."""
+
+    status = 503
+    code = "unavailable"
+
+
 class ConfigError(GridgovError):
     """Bad configuration or environment (database unreachable, PostGIS missing, port in use …)."""
 

@@ -161,6 +161,14 @@ def relocate_open_cases(cur, gen: int) -> Relocation:
 
         execute_values(cur, "INSERT INTO case_relocation (case_id, case_no, from_grid, from_generation, to_grid, "
                             "to_generation) VALUES %s", audit, page_size=1000)
+        # The move is also part of each case's own history (append-only event log).
+        cur.execute(
+            "INSERT INTO case_event (case_id, actor_role, action, from_state, to_state, reason, data) "
+            "SELECT r.case_id, 'system', 'relocate', c.status, c.status, %s, json_build_object("
+            "'from_grid', r.from_grid, 'from_generation', r.from_generation, 'to_grid', r.to_grid, "
+            "'to_generation', r.to_generation) FROM case_relocation r JOIN case_record c ON c.id = r.case_id "
+            "WHERE r.to_generation = %s AND r.at = now()",
+            (f"启用边界版本 {gen}，重新定位网格", gen))
     return result
 
 

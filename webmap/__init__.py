@@ -53,6 +53,9 @@ def _maybe_register(app: Flask, module: str) -> None:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(GridgovError)
     def _gridgov(e: GridgovError):
+        if e.status == 503:
+            log.warning("unavailable: %s", e.message)
+            return jsonify(e.to_dict()), 503
         if e.status >= 500:
             log.exception("server error")
             return jsonify({"error": {"code": "internal", "message": "服务器内部错误"}}), 500

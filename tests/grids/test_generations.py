@@ -94,6 +94,10 @@ def test_activate_relocates_open_cases_near_the_moved_edge(city_with_cases):
         {"case_no": "C-NEAR-EDGE", "from_grid": G2, "from_generation": 1, "to_grid": G1, "to_generation": 2},
         {"case_no": "C-OUTSIDE", "from_grid": G3, "from_generation": 1, "to_grid": None, "to_generation": 2}]
     assert db.fetchone("SELECT id FROM generation WHERE active")["id"] == 2
+    ev = db.fetchall("SELECT c.case_no, e.action, e.data FROM case_event e JOIN case_record c ON c.id = e.case_id "
+                     "WHERE e.action = 'relocate' ORDER BY c.case_no")
+    assert [(e["case_no"], e["data"]["from_grid"], e["data"]["to_grid"]) for e in ev] == [
+        ("C-NEAR-EDGE", G2, G1), ("C-OUTSIDE", G3, None)]
 
 
 def test_old_generation_stays_queryable(city_with_cases):

@@ -1,0 +1,85 @@
+"""Report and worker commands: the reminder scheduler, monthly rates/snapshots, Excel ledgers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from gis.errors import BadInput
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
+
+
+def register(sub, runtime, parse_month) -> None:
+    """Add scheduler, rates and ledger commands."""
+
+    def cmd_scheduler(args, settings):
+        from cases.notify import LogNotifier
+        from cases.scheduler import run_reminders
+
+        rt = runtime(settings)
+        try:
+            now = dt.datetime.fromisoformat(args.now) if args.now else _now()
+            print(json.dumps(run_reminders(rt.db, now, LogNotifier()), ensure_ascii=False, default=str))
+        finally:
+            rt.close()
+
+    def cmd_rates(args, settings):
+        from cases import reports
+
+        y, m = parse_month(args.month)
+        rt = runtime(settings)
+        try:
+            if args.action == "show":
+                from cases.rates import fmt_pct
+
+                for r in reports.compute_month(rt.db, y, m, args.unit):
+                    ur = r["rates"]
+                    print(f"{r['rank'] or '-':>4} {r['unit_code']:15} {r['unit_name'][:14]:14} "
+                          f"响应率 {fmt_pct(ur.response.value):>6} 解决率 {fmt_pct(ur.resolution.value):>6} "
+                          f"满意率 {fmt_pct(ur.satisfaction.value):>6} {r['colour_label']} {r['colour_reason']}")
+            elif args.action == "snapshot":
+                print(json.dumps(reports.snapshot_month(rt.db, y, m), ensure_ascii=False, default=str))
+            elif args.action == "publish":
+                print(json.dumps(reports.publish_month(rt.db, y, m), ensure_ascii=False, default=str))
+            else:
+                if not args.out:
+                    raise BadInput("rates export needs --out FILE.xlsx")
+                from cases.ledger import export_monthly_summary
+
+                print(json.dumps(export_monthly_summary(rt.db, y, m, args.out), ensure_ascii=False, default=str))
+        finally:
+            rt.close()
+
+    def cmd_ledger(args, settings):
+        from cases.cli import _user_by_name
+        from cases.ledger import export_ledger
+
+        rt = runtime(settings)
+        try:
+            user = _user_by_name(rt.db, args.as_user)
+            start = dt.date.fromisoformat(args.start)
+            end = dt.date.fromisoformat(args.end)
+            print(json.dumps(export_ledger(rt.db, user, args.out, start, end), ensure_ascii=False, default=str))
+        except ValueError as e:
+            raise BadInput(f"bad date: {e}") from None
+        finally:
+            rt.close()
+
+    s = sub.add_parser("scheduler", help="send due reminders (一天一催) and supervision notices (三天一督) once")
+    s.add_argument("--now", help="ISO date-time to run as (default: now)")
+    s.set_defaults(fn=cmd_scheduler)
+    r = sub.add_parser("rates", help="monthly 三率 and 四色码: show, snapshot, publish (freezes), export xlsx")
+    r.add_argument("action", choices=["show", "snapshot", "publish", "export"])
+    r.add_argument("--month", required=True, help="YYYY-MM")
+    r.add_argument("--unit", default="township", choices=["grid", "village", "township", "county", "department"])
+    r.add_argument("--out")
+    r.set_defaults(fn=cmd_rates)
+    lg = sub.add_parser("ledger", help="export the case ledger (台账) a user may see to Excel")
+    lg.add_argument("--as-user", required=True)
+    lg.add_argument("--start", required=True)
+    lg.add_argument("--end", required=True)
+    lg.add_argument("--out", required=True)
+    lg.set_defaults(fn=cmd_ledger)
