@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 import psycopg2.extras
@@ -147,11 +148,14 @@ class CaseService:
         return row and row["code"]
 
     def _near_other_grid(self, lon, lat, grid_code, generation) -> float | None:
+        """Distance in metres to the nearest other grid when closer than config.boundary_m, else None."""
+        # Index prefilter in degrees (conservative at any latitude below 85°), then exact geodesic test.
+        deg = self.config.boundary_m * 1.2 / (111_000.0 * max(math.cos(math.radians(lat)), 0.087))
         row = self.db.fetchone(
             "SELECT min(ST_Distance(g.geom::geography, p.pt::geography)) AS d FROM grid g, "
             "(SELECT ST_SetSRID(ST_MakePoint(%s, %s), 4326) AS pt) p WHERE g.generation = %s AND g.code <> %s "
-            "AND ST_DWithin(g.geom::geography, p.pt::geography, %s)",
-            (lon, lat, generation, grid_code, self.config.boundary_m))
+            "AND g.geom && ST_Expand(p.pt, %s) AND ST_DWithin(g.geom::geography, p.pt::geography, %s)",
+            (float(lon), float(lat), generation, grid_code, deg, self.config.boundary_m))
         return row["d"] if row and row["d"] is not None else None
 
     # -- intake -------------------------------------------------------------------------------
@@ -201,7 +205,8 @@ class CaseService:
         near = None
         if codes["grid_code"]:
             near = self._near_other_grid(loc["lon"], loc["lat"], codes["grid_code"], codes["generation"])
-        officer = self._officer_code(codes["grid_code"])
+        officer = next((p.get("code") for p in [chain.get("officer") or {}] if p.get("code")), None) \
+            if chain else None
         case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],
                             "channel": sub["channel"], "accused_units": sub.get("accused_units") or []}
         decision = routing_mod.route(case_for_routing, ref["rules"], ref["departments"], ref["categories"],
@@ -212,9 +217,11 @@ class CaseService:
         return {"sub": sub, "now": now, "received": sub["received_at"] or now, "loc": loc, "codes": codes,
                 "near": near, "decision": decision}
 
-    def intake(self, sub: dict, actor: User | None = None, now: dt.datetime | None = None) -> dict:
+    def intake(self, sub: dict, actor: User | None = None, now: dt.datetime | None = None,
+               view: bool = True) -> dict:
         """Register a case from any channel; idempotent on submission_key. Returns the case (as the actor sees
-        it) with `duplicate_submission`, `duplicates` (suggested) and the routing explanation."""
+        it) with `duplicate_submission`, `duplicates` (suggested) and the routing explanation; with view=False
+        only the essentials (id, case_no, status, grid, routing, duplicates) without re-reading the case."""
         key = sub.get("submission_key") if isinstance(sub, dict) else None
         if key:
             row = self.db.fetchone("SELECT id FROM case_record WHERE submission_key = %s", (key,))
@@ -225,28 +232,60 @@ class CaseService:
         prep = self.prepare(sub, now)
         with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             case_id, state, dups = self.write_prepared(cur, prep, actor)
-        out = self._read(actor, case_id) if actor else {"id": case_id, "status": state}
+            case_no = prep["case_no"]
+        if view and actor:
+            out = self._read(actor, case_id)
+        else:
+            d = prep["decision"]
+            out = {"id": case_id, "case_no": case_no, "status": state, "grid_code": prep["codes"]["grid_code"],
+                   "generation": prep["codes"]["generation"], "needs_pin": prep["loc"]["needs_pin"],
+                   "near_boundary": prep["near"] is not None, "lead_department": d.lead_department,
+                   "handling_level": d.handling_level, "routing": d.to_dict()}
         return {**out, "duplicate_submission": False, "duplicates": dups}
 
     def write_prepared(self, cur, prep: dict, actor: User | None) -> tuple[int, str, list]:
-        """Insert a prepared case with its intake events inside the caller's transaction."""
+        """Insert a prepared case with its intake events inside the caller's transaction.
+
+        The intake steps (receive, and for a dispatcher accept + dispatch when the location is sure) are
+        applied through the transition table in memory, then written as one row and one batch of events.
+        """
         sub, loc, codes, near, decision, received = (prep["sub"], prep["loc"], prep["codes"], prep["near"],
                                                      prep["decision"], prep["received"])
-        key = sub.get("submission_key")
-        seq = self._next_case_no(cur, received)
+        actor_role = actor.role if actor else "citizen"
+        events = [(actor_role, "receive", None, "received", None,
+                   {"channel": sub["channel"], "routing": decision.explanation})]
+        state = "received"
+        stamps: dict[str, dt.datetime | None] = {"accepted_at": None, "dispatched_at": None}
+        if actor is not None and actor.role in ("dispatcher", "admin", "city_center", "county_center",
+                                                "township_center"):
+            steps = [("accept", "accepted_at", {})]
+            if not loc["needs_pin"] and near is None:
+                steps.append(("dispatch", "dispatched_at", {"lead_department": decision.lead_department,
+                                                            "handling_level": decision.handling_level}))
+            for action, stamp, data in steps:
+                t = workflow.apply(state, action, actor.role)
+                events.append((actor.role, t.event["kind"], state, t.new_state, None, data))
+                state = t.new_state
+                stamps[stamp] = received
+        dl = compute_deadlines(received, sub["channel"], sub["kind"], bool(sub.get("emergency")), self.calendar,
+                               accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"])
+        d = dl.as_fields()
         cur.execute(
             "INSERT INTO case_record (case_no, submission_key, channel, kind, category_code, title, content, "
             "anonymous, reporter_name, reporter_phone, reporter_id_no, reporter_key, address_text, geom, orig_crs, "
             "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
-            "received_at, handling_level, handler_region, lead_department, co_departments, officer_code, routing, "
-            "geocode, near_boundary, needs_pin, accused_units, accused_persons, deadline_profile) VALUES "
-            "(%(case_no)s, %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, %(content)s, %(anon)s, %(rname)s, "
-            "%(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS NULL THEN NULL ELSE "
-            "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, %(grid)s, %(gen)s, "
-            "%(village)s, %(township)s, %(county)s, 'received', %(emerg)s, %(received)s, %(level)s, %(hregion)s, "
-            "%(lead)s, %(co)s, %(officer)s, %(routing)s, %(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, "
-            "%(profile)s) RETURNING id",
-            {"case_no": seq, "key": key, "channel": sub["channel"], "kind": sub["kind"],
+            "received_at, accepted_at, dispatched_at, handling_level, handler_region, lead_department, "
+            "co_departments, officer_code, routing, geocode, near_boundary, needs_pin, accused_units, "
+            "accused_persons, deadline_profile, sign_due_at, reply_due_at, accept_due_at, handle_due_at) VALUES "
+            "('GG' || to_char(%(received)s::timestamptz AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || "
+            "lpad(nextval('case_no_seq')::text, 8, '0'), %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, "
+            "%(content)s, %(anon)s, %(rname)s, %(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS "
+            "NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, "
+            "%(grid)s, %(gen)s, %(village)s, %(township)s, %(county)s, %(state)s, %(emerg)s, %(received)s, "
+            "%(accepted)s, %(dispatched)s, %(level)s, %(hregion)s, %(lead)s, %(co)s, %(officer)s, %(routing)s, "
+            "%(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, %(profile)s, %(sign_due)s, %(reply_due)s, "
+            "%(accept_due)s, %(handle_due)s) RETURNING id, case_no",
+            {"key": sub.get("submission_key"), "channel": sub["channel"], "kind": sub["kind"],
              "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
              "anon": sub["anonymous"],
              "rname": None if sub["anonymous"] else sub.get("reporter_name"),
@@ -258,50 +297,51 @@ class CaseService:
              "ocrs": (loc["orig"] or {}).get("crs"), "ox": (loc["orig"] or {}).get("x"),
              "oy": (loc["orig"] or {}).get("y"), "grid": codes["grid_code"], "gen": codes["generation"],
              "village": codes["village_code"], "township": codes["township_code"],
-             "county": codes["county_code"], "emerg": bool(sub.get("emergency")), "received": received,
+             "county": codes["county_code"], "state": state, "emerg": bool(sub.get("emergency")),
+             "received": received, "accepted": stamps["accepted_at"], "dispatched": stamps["dispatched_at"],
              "level": decision.handling_level, "hregion": decision.handler_region,
              "lead": decision.lead_department, "co": decision.co_departments, "officer": decision.officer_code,
              "routing": json.dumps(decision.to_dict(), ensure_ascii=False),
              "geocode": json.dumps(loc["geocode"], ensure_ascii=False) if loc["geocode"] else None,
              "near": near is not None, "pin": loc["needs_pin"], "au": sub.get("accused_units") or [],
-             "ap": sub.get("accused_persons") or [], "profile": None})
-        case_id = cur.fetchone()["id"]
-        actor_role = actor.role if actor else "citizen"
-        self._event(cur, case_id, actor, actor_role, "receive", None, "received", None,
-                    {"channel": sub["channel"], "routing": decision.explanation}, received)
-        state = "received"
-        auto = actor is not None and actor.role in ("dispatcher", "admin", "city_center", "county_center",
-                                                    "township_center")
-        if auto:
-            state = self._apply(cur, case_id, actor, state, "accept", None, {}, received)
-            if not loc["needs_pin"] and near is None:
-                state = self._apply(cur, case_id, actor, state, "dispatch", None,
-                                    {"lead_department": decision.lead_department,
-                                     "handling_level": decision.handling_level}, received)
-        self._set_deadlines(cur, case_id)
-        dups = self._duplicates(cur, case_id)
+             "ap": sub.get("accused_persons") or [], "profile": dl.profile,
+             "sign_due": d.get("sign_due_at"), "reply_due": d.get("reply_due_at"),
+             "accept_due": d.get("accept_due_at"), "handle_due": d.get("handle_due_at")})
+        row = cur.fetchone()
+        prep["case_no"] = row["case_no"]
+        case_id = row["id"]
+        psycopg2.extras.execute_values(
+            cur, "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
+                 "data) VALUES %s",
+            [(case_id, received, actor.id if actor else None, role, action, frm, to, reason,
+              json.dumps(data, ensure_ascii=False, default=str)) for role, action, frm, to, reason, data in events])
+        dups = self._duplicates(cur, case_id, {**codes, "category_code": sub.get("category_code"),
+                                               "received_at": received, "lon": loc["lon"], "lat": loc["lat"],
+                                               "title": sub["title"], "content": sub.get("content") or "",
+                                               "anonymous": sub["anonymous"],
+                                               "reporter_phone": sub.get("reporter_phone"),
+                                               "reporter_key": None if sub["anonymous"] else reporter_key(
+                                                   sub.get("reporter_phone"), sub.get("reporter_id_no"))})
         return case_id, state, dups
 
-    def _next_case_no(self, cur, received: dt.datetime) -> str:
-        day = to_local(received).strftime("%Y%m%d")
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('case_no' || %s))", (day,))
-        cur.execute("SELECT count(*) AS n FROM case_record WHERE case_no LIKE %s", (f"GG{day}%",))
-        return f"GG{day}{cur.fetchone()['n'] + 1:06d}"
-
-    def _duplicates(self, cur, case_id: int) -> list[dict]:
-        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
-        new = cur.fetchone()
+    def _duplicates(self, cur, case_id: int, new: dict) -> list[dict]:
+        new = {**new, "id": case_id}
         cur.execute(
-            f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id <> %(id)s AND c.status <> 'merged' "
+            "SELECT c.id, c.case_no, c.received_at, c.category_code, c.title, c.content, c.anonymous, "
+            "c.reporter_phone, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM case_record c "
+            "WHERE c.id <> %(id)s AND c.status <> 'merged' "
             "AND c.received_at BETWEEN %(t)s - make_interval(days => %(days)s) "
             "AND %(t)s + make_interval(days => %(days)s) "
             "AND ((%(rkey)s::text IS NOT NULL AND c.reporter_key = %(rkey)s) OR (c.category_code = %(cat)s AND "
-            "%(lon)s::float8 IS NOT NULL AND ST_DWithin(c.geom::geography, "
+            "%(lon)s::float8 IS NOT NULL AND c.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), "
+            "%(deg)s) AND ST_DWithin(c.geom::geography, "
             "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(r)s))) "
             "ORDER BY c.received_at DESC LIMIT 50",
             {"id": case_id, "t": new["received_at"], "days": self.config.duplicate_days, "rkey": new["reporter_key"],
              "cat": new["category_code"], "lon": new["lon"], "lat": new["lat"],
-             "r": self.config.duplicate_radius_m})
+             "r": self.config.duplicate_radius_m,
+             "deg": self.config.duplicate_radius_m * 1.2 / (111_000.0 * max(math.cos(math.radians(new["lat"] or 0)),
+                                                                           0.087))})
         cands = cur.fetchall()
         if not cands:
             return []

@@ -6,6 +6,7 @@ connection instead of failing when the pool is exhausted. Values are always boun
 
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import contextmanager
 
@@ -15,6 +16,29 @@ import psycopg2.extras
 
 from gis.errors import ConfigError, Unavailable
 from gis.settings import redact_dsn
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A connection that remembers which statements it has prepared."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.prepared: set[str] = set()
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """Turn %(name)s placeholders into $1..$n (first appearance order) and return the names."""
+    names: list[str] = []
+
+    def sub(m):
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+
+    return _NAMED.sub(sub, sql), names
 
 
 def check_connect(dsn: str, timeout: int = 5):
@@ -54,7 +78,7 @@ class Database:
                 if not conn.closed:
                     return conn
         try:
-            return psycopg2.connect(self.dsn, connect_timeout=5)
+            return psycopg2.connect(self.dsn, connect_timeout=5, connection_factory=_Connection)
         except psycopg2.OperationalError:
             raise Unavailable("数据库暂时不可用，请稍后重试 (database unavailable)") from None
 
@@ -113,6 +137,17 @@ class Database:
         with self.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchone()
+
+    def fetchone_prepared(self, name: str, sql: str, params: dict) -> dict | None:
+        """Like fetchone, through a server-side prepared statement (planned once per connection)."""
+        text, names = _positional(sql)
+        with self.connection() as conn:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                if name not in conn.prepared:
+                    cur.execute(f"PREPARE {name} AS {text}")
+                    conn.prepared.add(name)
+                cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [params[n] for n in names])
+                return cur.fetchone()
 
     def execute(self, sql: str, params=None) -> int:
         """Run a statement; returns the affected row count."""

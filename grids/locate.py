@@ -198,7 +198,7 @@ SELECT f.status, f.distance_m,
        m.code AS m_code, m.name AS m_name,
        (SELECT json_agg(json_build_object('level', z.level, 'code', z.code, 'name', z.name) ORDER BY z.code)
           FROM center z WHERE z.region_code IN (v.code, t.code, c.code, m.code)) AS centers,
-       (SELECT json_agg(json_build_object('role', s.role, 'label', r.label, 'is_officer', r.is_officer,
+       (SELECT json_agg(json_build_object('code', s.code, 'role', s.role, 'label', r.label, 'is_officer', r.is_officer,
                                           'name', s.name, 'phone', s.phone) ORDER BY r.sort, s.code)
           FROM staff s JOIN staff_role r ON r.role = s.role
          WHERE s.grid_code = g.code AND s.active) AS staff
@@ -236,8 +236,10 @@ def coverage_of(db, generation: int) -> Coverage | None:
 
 def find_grid(db, lon: float, lat: float, generation: int) -> dict | None:
     """The raw lookup row (status, grid and its chain) for a WGS84 point; None when the generation is empty."""
-    return db.fetchone(_LOCATE_SQL, {"lon": float(lon), "lat": float(lat), "gen": int(generation),
-                                     "m_per_deg": _M_PER_DEG_LAT})
+    # A prepared statement: planning this query costs more than running it.
+    return db.fetchone_prepared("gridgov_locate", _LOCATE_SQL,
+                                {"lon": float(lon), "lat": float(lat), "gen": int(generation),
+                                 "m_per_deg": _M_PER_DEG_LAT})
 
 
 def _region(code, name, kind=None) -> dict | None:
@@ -252,8 +254,8 @@ def _region(code, name, kind=None) -> dict | None:
 def _shape(row: dict, original: dict, lon: float, lat: float) -> dict:
     inside = row["status"] == "inside"
     grid = {"code": row["code"], "name": row["name"], "type": row["grid_type"], "generation": row["generation"]}
-    people = [{"role": s["role"], "label": s["label"], "name": s["name"], "phone": mask_phone(s["phone"])}
-              for s in (row["staff"] or [])]
+    people = [{"code": s.get("code"), "role": s["role"], "label": s["label"], "name": s["name"],
+               "phone": mask_phone(s["phone"])} for s in (row["staff"] or [])]
     officer = next((p for p, s in zip(people, row["staff"] or [], strict=True) if s["is_officer"]), None)
     chiefs = [p for p, s in zip(people, row["staff"] or [], strict=True) if not s["is_officer"]]
     centers = {z["level"]: {"code": z["code"], "name": z["name"]} for z in (row["centers"] or [])}
