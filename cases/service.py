@@ -103,9 +103,12 @@ class CaseService:
         return self._gazetteer
 
     # -- location -------------------------------------------------------------------------------
-    def _resolve_location(self, sub: dict) -> dict:
+    def _resolve_location(self, sub: dict, db=None) -> dict:
         """Coordinates (any accepted CRS) or address text → grid chain, or a reason to wait for a pin."""
-        from grids.locate import locate
+        from grids.locate import locate as _locate
+
+        def locate(_db, *a, **kw):
+            return _locate(db or self.db, *a, **kw)
 
         out = {"needs_pin": False, "geocode": None, "lon": None, "lat": None, "orig": None, "chain": None}
         x, y = sub.get("lon", sub.get("x")), sub.get("lat", sub.get("y"))
@@ -147,11 +150,11 @@ class CaseService:
                                (grid_code,))
         return row and row["code"]
 
-    def _near_other_grid(self, lon, lat, grid_code, generation) -> float | None:
+    def _near_other_grid(self, lon, lat, grid_code, generation, db=None) -> float | None:
         """Distance in metres to the nearest other grid when closer than config.boundary_m, else None."""
         # Index prefilter in degrees (conservative at any latitude below 85°), then exact geodesic test.
         deg = self.config.boundary_m * 1.2 / (111_000.0 * max(math.cos(math.radians(lat)), 0.087))
-        row = self.db.fetchone(
+        row = (db or self.db).fetchone(
             "SELECT min(ST_Distance(g.geom::geography, p.pt::geography)) AS d FROM grid g, "
             "(SELECT ST_SetSRID(ST_MakePoint(%s, %s), 4326) AS pt) p WHERE g.generation = %s AND g.code <> %s "
             "AND g.geom && ST_Expand(p.pt, %s) AND ST_DWithin(g.geom::geography, p.pt::geography, %s)",
@@ -193,18 +196,19 @@ class CaseService:
         sub = self._validate_submission(sub)
         now = to_local(now) if now else _now()
         ref = self.reference()
-        loc = self._resolve_location(sub)
-        chain = loc["chain"] or {}
-        grid = chain.get("grid") or {}
-        codes = {"grid_code": grid.get("code"), "generation": grid.get("generation"),
-                 "village_code": (chain.get("village") or {}).get("code"),
-                 "township_code": (chain.get("township") or {}).get("code"),
-                 "county_code": (chain.get("county") or {}).get("code")}
-        if not codes["county_code"] and loc.get("partial"):
-            codes.update({k: v for k, v in loc["partial"].items()})
-        near = None
-        if codes["grid_code"]:
-            near = self._near_other_grid(loc["lon"], loc["lat"], codes["grid_code"], codes["generation"])
+        with self.db.session() as tx:  # every lookup of this intake in one read transaction
+            loc = self._resolve_location(sub, tx)
+            chain = loc["chain"] or {}
+            grid = chain.get("grid") or {}
+            codes = {"grid_code": grid.get("code"), "generation": grid.get("generation"),
+                     "village_code": (chain.get("village") or {}).get("code"),
+                     "township_code": (chain.get("township") or {}).get("code"),
+                     "county_code": (chain.get("county") or {}).get("code")}
+            if not codes["county_code"] and loc.get("partial"):
+                codes.update({k: v for k, v in loc["partial"].items()})
+            near = None
+            if codes["grid_code"]:
+                near = self._near_other_grid(loc["lon"], loc["lat"], codes["grid_code"], codes["generation"], tx)
         officer = next((p.get("code") for p in [chain.get("officer") or {}] if p.get("code")), None) \
             if chain else None
         case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],

@@ -140,14 +140,14 @@ class Database:
 
     def fetchone_prepared(self, name: str, sql: str, params: dict) -> dict | None:
         """Like fetchone, through a server-side prepared statement (planned once per connection)."""
-        text, names = _positional(sql)
         with self.connection() as conn:
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                if name not in conn.prepared:
-                    cur.execute(f"PREPARE {name} AS {text}")
-                    conn.prepared.add(name)
-                cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [params[n] for n in names])
-                return cur.fetchone()
+            return Session(conn).fetchone_prepared(name, sql, params)
+
+    @contextmanager
+    def session(self):
+        """One connection and one transaction behind the same read API (fetchone, fetchall, …)."""
+        with self.connection() as conn:
+            yield Session(conn)
 
     def execute(self, sql: str, params=None) -> int:
         """Run a statement; returns the affected row count."""
@@ -162,6 +162,43 @@ class Database:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+class Session:
+    """Database's query helpers bound to one connection inside the caller's transaction."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def _cur(self):
+        return self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+
+    def fetchall(self, sql: str, params=None) -> list[dict]:
+        with self._cur() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
+    def fetchone(self, sql: str, params=None) -> dict | None:
+        with self._cur() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()
+
+    def execute(self, sql: str, params=None) -> int:
+        with self._cur() as cur:
+            cur.execute(sql, params)
+            return cur.rowcount
+
+    def fetchone_prepared(self, name: str, sql: str, params: dict) -> dict | None:
+        prepared = getattr(self.conn, "prepared", None)
+        if prepared is None:  # a connection not from our pool: run it unprepared
+            return self.fetchone(sql, params)
+        text, names = _positional(sql)
+        with self._cur() as cur:
+            if name not in prepared:
+                cur.execute(f"PREPARE {name} AS {text}")
+                prepared.add(name)
+            cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [params[n] for n in names])
+            return cur.fetchone()
 
 
 def copy_rows(cur, table: str, columns: list[str], rows) -> int:
