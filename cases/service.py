@@ -425,6 +425,17 @@ class CaseService:
                     {**ev_data, **{k: v for k, v in t.event.items() if k in ("from_level", "to_level", "auto")}}, at)
         return t.new_state
 
+    @staticmethod
+    def _lock_case(cur, user: User, case_id: int) -> dict:
+        """The case row locked for update, if the user may see it (else NotFound, never a hint it exists)."""
+        scope, params = case_scope(user)
+        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
+                    {**params, "cid": case_id})
+        case = cur.fetchone()
+        if case is None:
+            raise NotFound(f"case {case_id} not found")
+        return case
+
     def act(self, user: User, case_id: int, action: str, reason: str | None = None,
             expected_version: int | None = None, data: dict | None = None, now: dt.datetime | None = None) -> dict:
         """Perform an action on a case the user can see; refuses illegal transitions and stale versions."""
@@ -432,12 +443,7 @@ class CaseService:
         now = to_local(now) if now else _now()
         ref = self.reference()
         with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            scope, params = case_scope(user)
-            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
-                        {**params, "cid": case_id})
-            case = cur.fetchone()
-            if case is None:
-                raise NotFound(f"case {case_id} not found")
+            case = self._lock_case(cur, user, case_id)
             if expected_version is not None and int(expected_version) != case["version"]:
                 raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
                                f"you had {expected_version}): reload and try again", field="version",
@@ -488,6 +494,15 @@ class CaseService:
                             {"case_id": case_id, "case_no": case["case_no"]}, now)
             if action == "return":
                 self._auto_escalate(cur, case_id, user, now)
+            if action == "reply":
+                # 一稿多投: every case merged into this one gets the same, unified answer in its history.
+                cur.execute(
+                    "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
+                    "data) SELECT m.id, %s, %s, %s, 'unified_reply', m.status, m.status, %s, %s FROM case_record m "
+                    "WHERE m.merged_into = %s",
+                    (now, user.id, user.role, reason, json.dumps({"master_id": case_id, "master_no": case["case_no"],
+                                                                  "reply": data.get("reply") or data.get("text")},
+                                                                 ensure_ascii=False), case_id))
             if action in ("dispatch", "accept", "approve_extension", "escalate", "reassign", "correct_routing"):
                 self._set_deadlines(cur, case_id)
         return self._read(user, case_id)
@@ -570,12 +585,7 @@ class CaseService:
             raise Unprocessable("该点位于网格覆盖范围之外", field="lon", details={"nearest": chain.get("nearest")})
         ref = self.reference()
         with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            scope, params = case_scope(user)
-            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
-                        {**params, "cid": case_id})
-            case = cur.fetchone()
-            if case is None:
-                raise NotFound(f"case {case_id} not found")
+            case = self._lock_case(cur, user, case_id)
             upd = self._reroute(case, ref, override={"grid_code": chain["grid"]["code"]})
             cur.execute(
                 "UPDATE case_record SET geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), orig_crs = %s, orig_x = %s, "

@@ -258,6 +258,12 @@ def test_merge_duplicates_into_one_master(svc, users):
     m = svc.act(users["dispatcher"], b["id"], "merge", data={"master_id": a["id"]}, now=T0)
     assert m["status"] == "merged" and m["merged_into"] == a["id"]
     assert svc.repeat_counts(users["dispatcher"], a["id"]) == {"by_person": 2, "merged_in": 1}
+    # one unified answer: replying to the master records it on the merged case too
+    svc.act(users["officer1"], a["id"], "sign", now=T0)
+    svc.act(users["officer1"], a["id"], "reply", data={"solved": True, "reply": "已更换楼道灯"}, now=T0)
+    merged = svc.get(users["dispatcher"], b["id"])
+    unified = [e for e in merged["events"] if e["action"] == "unified_reply"]
+    assert len(unified) == 1 and unified[0]["data"]["reply"] == "已更换楼道灯"
 
 
 def test_bad_submissions_are_refused(svc, users):
