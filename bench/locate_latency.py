@@ -3,7 +3,8 @@
     .venv/bin/python bench/locate_latency.py [--n 2000] [--dsn DSN] [--seed 2]
 
 Times, per random point over the demo city (half bbox-uniform, half around the urban core):
-  locate        grids.locate.locate(): input checks + one SQL round trip for grid, chain, centers, people
+  locate        grids.locate.locate(): input checks, the generation, then one prepared statement for grid, chain,
+                centers and people
   lookup        only the covering-grid query (ST_Covers + ORDER BY code LIMIT 1) on `grid`
   lookup_sub    the same query on a scratch table of ST_Subdivide(geom, 64) pieces (dropped afterwards)
 The two lookups must agree on every point. Writes JSON to bench/out/.
@@ -24,40 +25,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from bulk_locate import demo_database, log, make_points  # noqa: E402
-
-
-class OneConnection:
-    """fetchone/fetchall/execute on one persistent connection (what a pool that keeps connections gives)."""
-
-    def __init__(self, dsn: str):
-        import psycopg2
-
-        self.conn = psycopg2.connect(dsn)
-
-    def fetchone(self, sql, params=None):
-        """Run a query and return the first row as a dict (or None)."""
-        import psycopg2.extras
-
-        with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(sql, params)
-            row = cur.fetchone()
-        self.conn.commit()
-        return row
-
-    def fetchall(self, sql, params=None):
-        """Run a query and return all rows as dicts."""
-        import psycopg2.extras
-
-        with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(sql, params)
-            rows = list(cur.fetchall())
-        self.conn.commit()
-        return rows
-
-    def close(self):
-        """Close the connection."""
-        self.conn.close()
-
 
 LOOKUP = ("SELECT code FROM {table} WHERE generation = %(gen)s "
           "AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)) ORDER BY code LIMIT 1")
@@ -117,7 +84,7 @@ def run(args) -> int:
                 return row["code"] if row else ""
             return fn
 
-        one = OneConnection(db.dsn)
+        one = db  # gis.db.Database keeps its connections: every call reuses a warm backend
         try:
             for lon, lat in zip(lons[:50], lats[:50], strict=True):
                 one.fetchone(LOOKUP.format(table="grid"), {"gen": gen, "lon": float(lon), "lat": float(lat)})
@@ -126,10 +93,6 @@ def run(args) -> int:
             results["locate"]["status_counts"] = {s: status.count(s) for s in sorted(set(status))}
             plain, ms = time_calls(lookup(one, "grid"), lons, lats)
             results["lookup"] = percentiles(ms)
-            _, ms = time_calls(full(db), lons[:200], lats[:200])
-            results["locate_via_pool"] = percentiles(ms)
-            _, ms = time_calls(lookup(db, "grid"), lons[:200], lats[:200])
-            results["lookup_via_pool"] = percentiles(ms)
 
             t = time.perf_counter()
             db.execute("DROP TABLE IF EXISTS bench_grid_sub")
@@ -142,14 +105,13 @@ def run(args) -> int:
                                     "build_s": round(time.perf_counter() - t, 2)}
             sub, ms = time_calls(lookup(one, "bench_grid_sub"), lons, lats)
         finally:
-            one.close()
             db.execute("DROP TABLE IF EXISTS bench_grid_sub")
         results["lookup_sub"] = percentiles(ms)
         results["lookup_sub"]["identical"] = sub == plain
 
     print(f"{args.n:,} single lookups ({results['locate']['status_counts']})")
-    print("  (one persistent connection; *_via_pool: through gis.db.Database, 200 points)")
-    for k in ("locate", "lookup", "lookup_sub", "locate_via_pool", "lookup_via_pool"):
+    print("  (through gis.db.Database's pool, warm connections)")
+    for k in ("locate", "lookup", "lookup_sub"):
         r = results[k]
         print(f"  {k:16s} p50 {r['p50_ms']:7.3f} ms   p90 {r['p90_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   "
               f"max {r['max_ms']:7.2f} ms")
