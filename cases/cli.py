@@ -131,6 +131,56 @@ def cmd_import_cases(args, settings):
         rt.close()
 
 
+def cmd_calendar(args, settings):
+    """Load holiday/make-up-day overrides (the State Council announcement) or show a year's days off."""
+    from cases.calendar import WorkCalendar
+    from cases.service import load_calendar_overrides
+
+    rt = _rt(settings)
+    try:
+        db = rt.db
+        if args.action == "import":
+            if not args.file:
+                raise BadInput("calendar import needs a CSV file with columns date,is_workday,name")
+            rows, errors = [], []
+            with open(args.file, encoding="utf-8-sig", newline="") as f:
+                for i, r in enumerate(csv.DictReader(f), start=2):
+                    try:
+                        day = dt.date.fromisoformat((r.get("date") or "").strip())
+                    except ValueError:
+                        errors.append(f"row {i}: date {r.get('date')!r} is not YYYY-MM-DD")
+                        continue
+                    flag = (r.get("is_workday") or "").strip().lower()
+                    if flag not in ("true", "false", "1", "0", "是", "否", "班", "休"):
+                        errors.append(f"row {i}: is_workday {r.get('is_workday')!r} must be true/false (班/休)")
+                        continue
+                    rows.append((day, flag in ("true", "1", "是", "班"), (r.get("name") or "").strip() or None))
+            if errors:
+                raise BadInput(f"{len(errors)} bad rows, nothing loaded: " + "; ".join(errors[:5]))
+            if not args.commit:
+                print(f"{len(rows)} calendar rows are valid (dry run: use --commit)")
+                return
+            with db.cursor() as cur:
+                for day, work, name in rows:
+                    cur.execute("INSERT INTO calendar_day (day, is_workday, name, source) VALUES (%s, %s, %s, %s) "
+                                "ON CONFLICT (day) DO UPDATE SET is_workday = EXCLUDED.is_workday, "
+                                "name = EXCLUDED.name, source = EXCLUDED.source", (day, work, name, args.file))
+            print(f"loaded {len(rows)} calendar days")
+        else:
+            cal = WorkCalendar(overrides=load_calendar_overrides(db))
+            year = args.year or dt.date.today().year
+            d = dt.date(year, 1, 1)
+            while d.year == year:
+                info = cal.day_info(d)
+                if info.kind in ("holiday", "makeup"):
+                    print(f"{d} {'班' if info.workday else '休'} {info.name or ''} ({info.source})")
+                d += dt.timedelta(days=1)
+            for w in cal.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+    finally:
+        rt.close()
+
+
 def _month(s: str) -> tuple[int, int]:
     try:
         d = dt.datetime.strptime(s, "%Y-%m")
@@ -156,6 +206,13 @@ def register(sub) -> None:
     r.add_argument("file", nargs="?")
     r.add_argument("--commit", action="store_true")
     r.set_defaults(fn=cmd_rules)
+    c = sub.add_parser("calendar", help="working-day calendar: show a year's holidays and make-up days, or import "
+                                         "overrides (date,is_workday,name) from the State Council announcement")
+    c.add_argument("action", choices=["show", "import"])
+    c.add_argument("file", nargs="?")
+    c.add_argument("--year", type=int)
+    c.add_argument("--commit", action="store_true")
+    c.set_defaults(fn=cmd_calendar)
     i = sub.add_parser("import-cases", help="import a 12345 export (CSV/XLSX); dry run unless --commit")
     i.add_argument("file")
     i.add_argument("--as-user", default="dispatcher", help="the dispatcher account the cases are registered by")

@@ -55,6 +55,12 @@ def reporter_key(phone: str | None, id_no: str | None) -> str | None:
     return hashlib.sha256(("gridgov-reporter:" + raw).encode()).hexdigest()[:24]
 
 
+def load_calendar_overrides(db) -> dict:
+    """Working-day overrides from the calendar_day table: {date: (is_workday, name)}."""
+    rows = db.fetchall("SELECT day, is_workday, name FROM calendar_day")
+    return {r["day"]: (r["is_workday"], r["name"]) for r in rows}
+
+
 def _now() -> dt.datetime:
     return to_local(dt.datetime.now(dt.UTC))
 
@@ -65,7 +71,7 @@ class CaseService:
     def __init__(self, db, config: CaseConfig | None = None, calendar: WorkCalendar | None = None):
         self.db = db
         self.config = config or CaseConfig()
-        self.calendar = calendar or WorkCalendar()
+        self.calendar = calendar or WorkCalendar(overrides=load_calendar_overrides(db))
         self._ref = None
         self._gazetteer = None
 

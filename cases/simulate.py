@@ -52,9 +52,10 @@ class Simulator:
     @classmethod
     def from_db(cls, db, calendar: WorkCalendar | None = None) -> Simulator:
         """Load rules, departments, categories and officers of the active generation."""
-        from cases.service import CaseService
+        from cases.service import CaseService, load_calendar_overrides
 
         ref = CaseService(db).reference()
+        calendar = calendar or WorkCalendar(overrides=load_calendar_overrides(db))
         gen = db.fetchone("SELECT id FROM generation WHERE active")["id"]
         officers = {r["grid_code"]: r["code"] for r in db.fetchall(
             "SELECT DISTINCT ON (s.grid_code) s.grid_code, s.code FROM staff s JOIN staff_role r ON r.role = s.role "

@@ -221,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point; returns the exit code."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *a, **k: f"[gridgov] warning: {message}\n"
+    warnings.simplefilter("once")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
