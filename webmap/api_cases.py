@@ -196,3 +196,23 @@ def clusters():
                           eps_m=eps, min_samples=min_samples, window_days=min(days, 30))
     out = [c.to_dict() if hasattr(c, "to_dict") else c for c in found]
     return jsonify({"clusters": out, "count": len(out)})
+
+
+@bp.get("/api/rates")
+@login_required
+def rates():
+    """三率 and 四色码 of one month per unit type, over the cases the user may see (published snapshot if any)."""
+    from cases import reports
+
+    raw = request.args.get("month") or ""
+    try:
+        month = dt.datetime.strptime(raw, "%Y-%m")
+    except ValueError:
+        raise BadInput("month must be YYYY-MM", field="month") from None
+    unit = request.args.get("unit") or "township"
+    if unit not in reports.UNIT_COLUMNS:
+        raise BadInput(f"unit must be one of {', '.join(reports.UNIT_COLUMNS)}", field="unit")
+    db = current_app.extensions["gridgov_db"]
+    rows = reports.compute_month(db, month.year, month.month, unit, user=current_user())
+    return jsonify({"month": raw, "unit": unit, "state": reports.month_state(db, month.year, month.month),
+                    "units": reports.to_json(rows)})

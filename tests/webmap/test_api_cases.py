@@ -91,3 +91,14 @@ def test_api_token_for_machines(app):
     assert r.status_code == 201
     r = m.get("/api/cases", headers={"Authorization": "Bearer ggt_wrong"})
     assert r.status_code == 401
+
+
+def test_rates_endpoint_scoped_and_validated(app):
+    d = login(app, "disp")
+    d.post("/api/cases", json=CASE)
+    r = d.get("/api/rates?month=2026-10&unit=county")
+    assert r.status_code == 200 and r.json["unit"] == "county"
+    assert all("colour" in u and "metrics" in u for u in r.json["units"])
+    assert d.get("/api/rates?month=oct").status_code == 400
+    assert d.get("/api/rates?month=2026-10&unit=planet").json["error"]["field"] == "unit"
+    assert app.test_client().get("/api/rates?month=2026-10").status_code == 401
