@@ -63,7 +63,10 @@ class User:
 
 
 def region_prefix(code: str) -> str:
-    """City codes (6 digits ending in 00) cover their 4-digit prefix; other codes cover themselves."""
+    """The prefix every code inside a region starts with: a province-level code (xx0000, e.g. a municipality
+    like 110000) covers its first 2 digits, a city (xxxx00) its first 4; other codes cover themselves."""
+    if len(code) == 6 and code.endswith("0000"):
+        return code[:2]
     if len(code) == 6 and code.endswith("00"):
         return code[:4]
     return code

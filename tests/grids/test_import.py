@@ -196,10 +196,8 @@ def test_addresses_outside_every_grid_are_refused(db, tmp_path):
     assert _counts(db)["a"] == 0
 
 
-def test_import_is_fast_for_5000_grids(db):
-    """5,000 grids of 100 m squares in 50 villages: validate and COPY in a few seconds."""
-    import time
-
+def test_import_of_5000_grids_is_complete(db):
+    """5,000 grids of 100 m squares in 50 villages validate and land whole (speed: bench/import_grids.py)."""
     from shapely.geometry import box
 
     x0, y0, d = 117.0, 36.0, 0.001
@@ -219,9 +217,6 @@ def test_import_is_fast_for_5000_grids(db):
             gx, gy = vx + (k % 10) * d, vy + (k // 10) * d
             grids.append(dict(code=f"{vcode}{k + 1:03d}", name=f"网格{k}", grid_type="乡村", village_code=vcode,
                               geom=shapely.MultiPolygon([box(gx, gy, gx + d, gy + d)])))
-    t = time.monotonic()
     report, gen, _ = import_boundaries(db, regions, grids, "big", commit=True)
-    took = time.monotonic() - t
     assert report.ok, report.text()
     assert db.fetchone("SELECT count(*) n FROM grid WHERE generation = %s", (gen,))["n"] == 5000
-    assert took < 15, f"5,000 grids took {took:.1f}s"
