@@ -131,6 +131,64 @@ def cmd_import_cases(args, settings):
         rt.close()
 
 
+CATEGORY_FIELDS = ["code", "name", "parent_code", "dept_kind", "min_level"]
+
+
+def cmd_categories(args, settings):
+    """The category taxonomy a city uses: list, export CSV, import CSV (checked, all or nothing)."""
+    from cases.routing import LEVELS
+
+    rt = _rt(settings)
+    try:
+        db = rt.db
+        if args.action in ("list", "export"):
+            rows = db.fetchall("SELECT code, name, parent_code, dept_kind, min_level FROM category ORDER BY code")
+            out = open(args.file, "w", newline="", encoding="utf-8-sig") if args.file else sys.stdout
+            w = csv.DictWriter(out, fieldnames=CATEGORY_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+            if args.file:
+                out.close()
+            return
+        if not args.file:
+            raise BadInput("categories import needs a CSV with columns " + ",".join(CATEGORY_FIELDS))
+        with open(args.file, encoding="utf-8-sig", newline="") as f:
+            rows = [{k: (r.get(k) or "").strip() or None for k in CATEGORY_FIELDS} for r in csv.DictReader(f)]
+        codes = {r["code"] for r in db.fetchall("SELECT code FROM category")} | {r["code"] for r in rows if r["code"]}
+        errors, seen = [], set()
+        for i, r in enumerate(rows, start=2):
+            if not r["code"] or not r["name"]:
+                errors.append(f"row {i}: code and name are required")
+            if r["code"] in seen:
+                errors.append(f"row {i}: duplicate code {r['code']}")
+            seen.add(r["code"])
+            if r["parent_code"] and r["parent_code"] not in codes:
+                errors.append(f"row {i}: unknown parent_code {r['parent_code']}")
+            r["min_level"] = r["min_level"] or "village"
+            if r["min_level"] not in LEVELS:
+                errors.append(f"row {i}: min_level {r['min_level']!r} must be one of {', '.join(LEVELS)}")
+            r["dept_kind"] = r["dept_kind"] or ""
+        if errors:
+            raise BadInput(f"{len(errors)} bad category rows, nothing changed: " + "; ".join(errors[:5]))
+        if not args.commit:
+            print(f"{len(rows)} categories are valid (dry run: use --commit)")
+            return
+        rows.sort(key=lambda r: (r["parent_code"] is not None, r["code"]))  # parents first
+        with db.cursor() as cur:
+            for r in rows:
+                cur.execute("INSERT INTO category (code, name, parent_code, dept_kind, min_level) VALUES "
+                            "(%(code)s, %(name)s, %(parent_code)s, %(dept_kind)s, %(min_level)s) ON CONFLICT (code) "
+                            "DO UPDATE SET name = EXCLUDED.name, parent_code = EXCLUDED.parent_code, "
+                            "dept_kind = EXCLUDED.dept_kind, min_level = EXCLUDED.min_level", r)
+        print(f"loaded {len(rows)} categories")
+        if args.seed_rules:
+            from cases.setup import seed_routing_rules
+
+            print(f"seeded {seed_routing_rules(db)} routing rules (only when the rule table was empty)")
+    finally:
+        rt.close()
+
+
 def cmd_calendar(args, settings):
     """Load holiday/make-up-day overrides (the State Council announcement) or show a year's days off."""
     from cases.calendar import WorkCalendar
@@ -206,6 +264,12 @@ def register(sub) -> None:
     r.add_argument("file", nargs="?")
     r.add_argument("--commit", action="store_true")
     r.set_defaults(fn=cmd_rules)
+    k = sub.add_parser("categories", help="category taxonomy: list, export CSV, import CSV (dry run unless --commit)")
+    k.add_argument("action", choices=["list", "export", "import"])
+    k.add_argument("file", nargs="?")
+    k.add_argument("--commit", action="store_true")
+    k.add_argument("--seed-rules", action="store_true", help="after import, create default routing rules if none")
+    k.set_defaults(fn=cmd_categories)
     c = sub.add_parser("calendar", help="working-day calendar: show a year's holidays and make-up days, or import "
                                          "overrides (date,is_workday,name) from the State Council announcement")
     c.add_argument("action", choices=["show", "import"])
