@@ -69,6 +69,26 @@ def _int(env, name, default):
         raise ConfigError(f"{PREFIX}{name}={raw!r} is not an integer") from None
 
 
+def session_secret(settings: Settings) -> str:
+    """GRIDGOV_SECRET_KEY, else a random key kept in the data folder (0600) so sessions survive restarts."""
+    import secrets
+
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / "secret_key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
+    except OSError:
+        return secrets.token_hex(32)  # an unwritable folder: sessions last as long as the process
+
+
 def load_settings(env: dict | None = None) -> Settings:
     """Read settings from the environment (or the given mapping)."""
     env = os.environ if env is None else env

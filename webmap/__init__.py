@@ -19,11 +19,13 @@ log = logging.getLogger("gridgov.web")
 
 def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask:
     """Build the Flask app around an open Database (or open one from the settings)."""
-    from gis.settings import load_settings
+    from gis.settings import load_settings, session_secret
 
     settings = settings or load_settings()
     app = Flask(__name__, static_folder=None)
-    app.config.update(SECRET_KEY=settings.secret_key or secrets.token_hex(32), JSON_AS_ASCII=False)
+    app.config.update(SECRET_KEY=settings.secret_key or (secrets.token_hex(32) if test_config else
+                                                         session_secret(settings)),
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     if test_config:
         app.config.update(test_config)
     if db is None:
