@@ -68,6 +68,29 @@ def register(sub, runtime, parse_month) -> None:
         finally:
             rt.close()
 
+    def cmd_policy(args, settings):
+        from cases.policy import load_rate_policy, save_rate_policy
+
+        rt = runtime(settings)
+        try:
+            if args.action == "set":
+                if not args.file:
+                    raise BadInput("rate-policy set needs a JSON file")
+                try:
+                    with open(args.file, encoding="utf-8") as f:
+                        value = json.load(f)
+                except (OSError, ValueError) as e:
+                    raise BadInput(f"cannot read {args.file}: {e}") from None
+                save_rate_policy(rt.db, value)
+            print(json.dumps(load_rate_policy(rt.db).to_dict(), ensure_ascii=False, indent=1))
+        finally:
+            rt.close()
+
+    p = sub.add_parser("rate-policy", help="the city's rate policy: composite weights, 基本满意 weight, evaluation "
+                                           "window, 四色码 thresholds (show, or set from a JSON file)")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("file", nargs="?")
+    p.set_defaults(fn=cmd_policy)
     s = sub.add_parser("scheduler", help="send due reminders (一天一催) and supervision notices (三天一督) once")
     s.add_argument("--now", help="ISO date-time to run as (default: now)")
     s.set_defaults(fn=cmd_scheduler)

@@ -243,7 +243,11 @@ def _summary_cells(ws, row: dict) -> list:
 def export_monthly_summary(db, year: int, month: int, path, config: RateConfig | None = None,
                            unit_types=reports.UNIT_TYPES) -> dict:
     """Write the 月度汇总: one sheet per unit type, ranked, with 三率, other rates, composite and 四色码."""
-    cfg = config or RateConfig()
+    if config is None:
+        from cases.policy import load_rate_policy
+
+        config = load_rate_policy(db).config
+    cfg = config
     w = cfg.weights
     wb = Workbook(write_only=True)
     states = {}

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from cases import rates as rates_mod
 from cases.auth import User, case_scope
-from cases.rates import DEFAULT_THRESHOLDS, RateConfig, UnitRates, four_colour, month_bounds, rank
+from cases.rates import RateConfig, UnitRates, four_colour, month_bounds, rank
 from gis.errors import BadInput, Conflict, NotFound
 
 # unit type → case_record column (a whitelist: only these names are ever put into SQL)
@@ -110,7 +110,7 @@ def metrics_of(ur: UnitRates) -> dict:
 
 
 def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig | None = None,
-                  user: User | None = None, *, thresholds=DEFAULT_THRESHOLDS, last_place_red: bool = True,
+                  user: User | None = None, *, thresholds=None, last_place_red: bool | None = None,
                   include_empty: bool | None = None, as_of: dt.datetime | None = None) -> list[dict]:
     """Rates of every unit of a type for a month, ranked by composite, with names and 四色码 (reasons).
 
@@ -118,8 +118,16 @@ def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig 
     colour, colour_label, colour_reasons, colour_reason. Units without cases are listed (no data) when
     `include_empty` (default: only for the unscoped, official report, i.e. user is None). The last-ranked
     unit(s) are red (嘉兴: 排名末位赋红码) when `last_place_red` and more than one rank exists.
+    Whatever is not given comes from the city's stored rate policy (cases.policy).
     """
-    cfg = config or RateConfig()
+    if config is None or thresholds is None or last_place_red is None:
+        from cases.policy import load_rate_policy
+
+        policy = load_rate_policy(db)
+        config = config or policy.config
+        thresholds = policy.thresholds if thresholds is None else thresholds
+        last_place_red = policy.last_place_red if last_place_red is None else last_place_red
+    cfg = config
     records = fetch_month_records(db, year, month, unit_type, cfg, user)
     by_unit = rates_mod.monthly_rates(records, year, month, "unit", cfg, as_of=as_of)
     if include_empty is None:

@@ -1,0 +1,91 @@
+"""The city's rate policy as data (table app_setting, key 'rate_policy'): composite weights (e.g. 10/45/45
+or 30/35/35), the weight of 基本满意, the evaluation window, whether the last place is red, and the
+四色码 thresholds. Missing keys keep the defaults of cases.rates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from cases.rates import DEFAULT_THRESHOLDS, RATE_LABELS, RateConfig, Threshold
+from gis.errors import BadInput
+
+KEY = "rate_policy"
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    config: RateConfig
+    thresholds: tuple[Threshold, ...]
+    last_place_red: bool
+
+    def to_dict(self) -> dict:
+        """JSON form (percentages as numbers)."""
+        c = self.config
+        return {"weights": list(c.weights), "basic_weight": str(c.basic_weight), "eval_window_days": c.eval_window_days,
+                "renormalize": c.renormalize, "last_place_red": self.last_place_red,
+                "thresholds": {t.metric: [float(t.green * 100), float(t.yellow * 100), float(t.orange * 100)]
+                               for t in self.thresholds}}
+
+
+DEFAULT = RatePolicy(RateConfig(), DEFAULT_THRESHOLDS, True)
+
+
+def parse_policy(value: dict) -> RatePolicy:
+    """Validate a policy dict (as stored or as given by an operator); BadInput says which key is wrong."""
+    if not isinstance(value, dict):
+        raise BadInput("rate policy must be a JSON object")
+    unknown = set(value) - {"weights", "basic_weight", "eval_window_days", "renormalize", "last_place_red",
+                            "thresholds"}
+    if unknown:
+        raise BadInput(f"unknown rate policy keys: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    cfg = DEFAULT.config
+    if "weights" in value:
+        w = value["weights"]
+        if not (isinstance(w, list) and len(w) == 3 and all(isinstance(x, int) and x >= 0 for x in w) and sum(w)):
+            raise BadInput("weights must be three non-negative integers (响应率, 解决率, 满意率), e.g. [10, 45, 45]",
+                           field="weights")
+        cfg = replace(cfg, weights=tuple(w))
+    if "basic_weight" in value:
+        try:
+            bw = Fraction(str(value["basic_weight"]))
+        except (ValueError, ZeroDivisionError):
+            raise BadInput("basic_weight must be a number between 0 and 1, e.g. 0.8 or 4/5",
+                           field="basic_weight") from None
+        if not 0 <= bw <= 1:
+            raise BadInput("basic_weight must be between 0 and 1", field="basic_weight")
+        cfg = replace(cfg, basic_weight=bw)
+    if "eval_window_days" in value:
+        d = value["eval_window_days"]
+        if not (isinstance(d, int) and 1 <= d <= 90):
+            raise BadInput("eval_window_days must be an integer 1..90", field="eval_window_days")
+        cfg = replace(cfg, eval_window_days=d)
+    if "renormalize" in value:
+        cfg = replace(cfg, renormalize=bool(value["renormalize"]))
+    thresholds = {t.metric: t for t in DEFAULT.thresholds}
+    for metric, bounds in (value.get("thresholds") or {}).items():
+        if metric not in RATE_LABELS or metric == "composite":
+            raise BadInput(f"unknown threshold metric {metric!r}", field="thresholds")
+        if not (isinstance(bounds, list) and len(bounds) == 3 and all(isinstance(b, (int, float)) for b in bounds)):
+            raise BadInput(f"thresholds.{metric} must be [green, yellow, orange] in percent", field="thresholds")
+        lower_better = metric in ("reopen_rate", "return_rate", "forwarding")
+        g, y, o = (Fraction(str(b)) / 100 for b in bounds)
+        if (not lower_better and not g >= y >= o) or (lower_better and not g <= y <= o):
+            raise BadInput(f"thresholds.{metric} must be ordered green, yellow, orange", field="thresholds")
+        thresholds[metric] = Threshold(metric, g, y, o, higher_is_better=not lower_better)
+    return RatePolicy(cfg, tuple(thresholds.values()), bool(value.get("last_place_red", DEFAULT.last_place_red)))
+
+
+def load_rate_policy(db) -> RatePolicy:
+    """The stored policy (defaults when none is stored)."""
+    row = db.fetchone("SELECT value FROM app_setting WHERE key = %s", (KEY,))
+    return parse_policy(row["value"]) if row else DEFAULT
+
+
+def save_rate_policy(db, value: dict) -> RatePolicy:
+    """Validate and store a policy; published months keep the figures they were published with."""
+    policy = parse_policy(value)
+    db.execute("INSERT INTO app_setting (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET "
+               "value = EXCLUDED.value, updated_at = now()", (KEY, json.dumps(value, ensure_ascii=False)))
+    return policy
