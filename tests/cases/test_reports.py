@@ -223,3 +223,16 @@ def test_publish_without_draft_and_bad_month(db, march):
     # A different config changes the numbers (基本满意 counted fully → 参评满意率).
     t2 = by_code(reports.compute_month(db, 2026, 3, "township", RateConfig(basic_weight=Fraction(1))))[T2]
     assert t2["rates"].satisfaction.value == 1
+
+
+def test_stored_rate_policy_changes_weights_and_colours(db, march):
+    from cases.policy import save_rate_policy
+
+    save_rate_policy(db, {"weights": [30, 35, 35], "basic_weight": "1", "last_place_red": False,
+                          "thresholds": {"satisfaction": [50, 40, 30], "response": [50, 40, 30],
+                                         "resolution": [50, 40, 30], "reopen_rate": [50, 60, 70]}})
+    t1 = by_code(reports.compute_month(db, 2026, 3, "township"))[T1]
+    a = t1["rates"]
+    assert a.satisfaction.value == Fraction(2, 3)  # 基本满意 now counts in full: (1 + 1 + 0) / 3
+    assert a.composite == (30 * Fraction(2, 4) + 35 * Fraction(3, 4) + 35 * Fraction(2, 3)) / 100
+    assert t1["colour"] == "green"  # relaxed thresholds, and the last place is no longer red by rule
