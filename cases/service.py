@@ -671,8 +671,27 @@ class CaseService:
         return {"by_person": row["by_person"], "merged_in": row["merged_in"]}
 
 
+_NEXT_DUE = {"received": "accept_due_at", "accepted": "accept_due_at", "dispatched": "sign_due_at",
+             "returned": "sign_due_at", "signed": "reply_due_at", "handling": "reply_due_at",
+             "reopened": "reply_due_at"}
+
+
+def next_due(row: dict, now: dt.datetime | None = None) -> dict:
+    """The milestone the case waits for now, its due instant, and whether it is overdue (for countdowns)."""
+    field = _NEXT_DUE.get(row.get("status"))
+    due = row.get(field) if field else None
+    if due is None and row.get("status") in ("signed", "handling", "reopened"):
+        field, due = "handle_due_at", row.get("handle_due_at")
+    if due is None:
+        return {"next_milestone": None, "next_due_at": None, "overdue": False, "remaining_hours": None}
+    now = to_local(now) if now else _now()
+    remaining = (to_local(due) - now).total_seconds() / 3600
+    return {"next_milestone": field.removesuffix("_due_at"), "next_due_at": to_local(due).isoformat(),
+            "overdue": remaining < 0, "remaining_hours": round(remaining, 1)}
+
+
 def _plain(row: dict) -> dict:
-    out = {}
+    out = next_due(row)
     for k, v in dict(row).items():
         if isinstance(v, dt.datetime):
             out[k] = to_local(v).isoformat()

@@ -275,3 +275,12 @@ def test_bad_submissions_are_refused(svc, users):
         svc.intake(submission(category_code="NOPE"), users["dispatcher"], now=T0)
     with pytest.raises(BadInput, match="lat"):
         svc.intake(submission(lon=X0, lat=123.0), users["dispatcher"], now=T0)
+
+
+def test_cases_carry_their_countdown(svc, users):
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    got = svc.get(users["officer1"], c["id"])
+    assert got["next_milestone"] == "sign" and got["next_due_at"].startswith("2026-09-15T23:59:59")
+    assert got["overdue"] is True  # the test clock T0 is in the past relative to now
+    listed = svc.list(users["officer1"])[0]
+    assert listed["next_milestone"] == "sign" and isinstance(listed["remaining_hours"], float)
