@@ -36,6 +36,9 @@ CASE_COLUMNS = (
 )
 
 
+REFERENCE_TTL = 60.0  # seconds
+
+
 @dataclass
 class CaseConfig:
     """Tunable behaviour of the loop (a city's settings)."""
@@ -73,12 +76,19 @@ class CaseService:
         self.config = config or CaseConfig()
         self.calendar = calendar or WorkCalendar(overrides=load_calendar_overrides(db))
         self._ref = None
+        self._ref_at = 0.0
         self._gazetteer = None
 
     # -- reference data -----------------------------------------------------------------------
     def reference(self) -> dict:
-        """Categories, departments, routing rules and the city code (cached; call invalidate() after edits)."""
+        """Categories, departments, routing rules and the city code (cached for REFERENCE_TTL seconds, so a
+        running server picks up rules a city edits from the command line; invalidate() forces a reload)."""
+        import time
+
+        if self._ref is not None and time.monotonic() - self._ref_at > REFERENCE_TTL:
+            self._ref = None
         if self._ref is None:
+            self._ref_at = time.monotonic()
             cats = {r["code"]: r for r in self.db.fetchall("SELECT code, name, parent_code, dept_kind, min_level "
                                                            "FROM category")}
             depts = self.db.fetchall("SELECT code, name, kind, level, region_code FROM department ORDER BY code")
