@@ -89,6 +89,13 @@ class CaseService:
             self._ref = None
         if self._ref is None:
             self._ref_at = time.monotonic()
+            # The gazetteer is rebuilt only when the boundaries or the standard addresses changed.
+            fp = self.db.fetchone("SELECT (SELECT id FROM generation WHERE active) AS gen, "
+                                  "(SELECT count(*) FROM address) AS n, (SELECT max(code) FROM address) AS last")
+            fingerprint = (fp["gen"], fp["n"], fp["last"])
+            if fingerprint != getattr(self, "_gaz_fingerprint", None):
+                self._gazetteer = None
+                self._gaz_fingerprint = fingerprint
             cats = {r["code"]: r for r in self.db.fetchall("SELECT code, name, parent_code, dept_kind, min_level "
                                                            "FROM category")}
             depts = self.db.fetchall("SELECT code, name, kind, level, region_code FROM department ORDER BY code")
