@@ -19,10 +19,21 @@ def register(sub, runtime, parse_month) -> None:
         from cases.notify import LogNotifier
         from cases.scheduler import run_reminders
 
+        import time
+
+        if args.now and args.every:
+            raise BadInput("--now and --every exclude each other")
         rt = runtime(settings)
         try:
-            now = dt.datetime.fromisoformat(args.now) if args.now else _now()
-            print(json.dumps(run_reminders(rt.db, now, LogNotifier()), ensure_ascii=False, default=str))
+            while True:
+                now = dt.datetime.fromisoformat(args.now) if args.now else _now()
+                print(json.dumps(run_reminders(rt.db, now, LogNotifier()), ensure_ascii=False, default=str),
+                      flush=True)
+                if not args.every:
+                    break
+                time.sleep(args.every)  # a worker: Ctrl-C / SIGTERM stops it between runs
+        except KeyboardInterrupt:
+            pass
         finally:
             rt.close()
 
@@ -93,6 +104,7 @@ def register(sub, runtime, parse_month) -> None:
     p.set_defaults(fn=cmd_policy)
     s = sub.add_parser("scheduler", help="send due reminders (一天一催) and supervision notices (三天一督) once")
     s.add_argument("--now", help="ISO date-time to run as (default: now)")
+    s.add_argument("--every", type=int, help="keep running, once every N seconds (a worker process)")
     s.set_defaults(fn=cmd_scheduler)
     r = sub.add_parser("rates", help="monthly 三率 and 四色码: show, snapshot, publish (freezes), export xlsx")
     r.add_argument("action", choices=["show", "snapshot", "publish", "export"])

@@ -8,7 +8,7 @@ co-handlers (协办), and the conflict-of-interest guard: a unit named in a 举�
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 LEVELS = ("grid", "village", "township", "county", "city")
 LEVEL_LABELS = {"grid": "网格", "village": "村（社区）", "township": "乡镇（街道）", "county": "县（市、区）",
@@ -30,7 +30,8 @@ class RoutingDecision:
     guarded: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain data (shallow copies; dataclasses.asdict deep-copies and is slow on the intake path)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v) for f in fields(self)}
 
 
 def level_index(level: str) -> int:
