@@ -16,10 +16,10 @@ def register(sub, runtime, parse_month) -> None:
     """Add scheduler, rates and ledger commands."""
 
     def cmd_scheduler(args, settings):
+        import time
+
         from cases.notify import LogNotifier
         from cases.scheduler import run_reminders
-
-        import time
 
         if args.now and args.every:
             raise BadInput("--now and --every exclude each other")
