@@ -83,8 +83,9 @@ _USER_COLS = "id, username, role, region_code, display_name, grid_code, departme
 
 def create_user(db, username: str, password: str, role: str, region_code: str, display_name: str = "",
                 grid_code: str | None = None, department_code: str | None = None,
-                staff_code: str | None = None) -> User:
-    """Create a user with a hashed password; checks role and jurisdiction consistency."""
+                staff_code: str | None = None, hash_method: str | None = None) -> User:
+    """Create a user with a hashed password (werkzeug's default, scrypt; tests may pass a cheaper
+    `hash_method`); checks role and jurisdiction consistency."""
     if role not in ROLES:
         raise BadInput(f"unknown role {role!r}; roles: {', '.join(ROLES)}", field="role")
     if not username or len(password) < 8:
@@ -100,7 +101,8 @@ def create_user(db, username: str, password: str, role: str, region_code: str, d
         cur.execute(
             f"INSERT INTO app_user (username, password_hash, role, region_code, display_name, grid_code, "
             f"department_code, staff_code) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_USER_COLS}",
-            (username, generate_password_hash(password), role, region_code, display_name, grid_code,
+            (username, generate_password_hash(password, **({"method": hash_method} if hash_method else {})),
+             role, region_code, display_name, grid_code,
              department_code, staff_code))
         return _user(cur.fetchone())
 
@@ -157,8 +159,9 @@ def case_scope(user: User, alias: str = "c") -> tuple[str, dict]:
     if user.role in ("admin", "city_center", "county_center", "township_center", "village_center"):
         juris = where_region
     elif user.role == "dispatcher":
-        # Dispatchers also see unlocated cases waiting for a manual pin.
-        juris = f"({where_region} OR ({a}.needs_pin AND {a}.village_code IS NULL))"
+        # Unlocated cases waiting for a pin fall under the region the geocoder was sure of (county, or the
+        # city through handler_region), so the same predicate covers the dispatcher's queue.
+        juris = where_region
     elif user.role == "grid_officer":
         juris = f"{a}.grid_code = %(scope_grid)s"
     elif user.role == "department":

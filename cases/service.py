@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 
+import psycopg2.errors
 import psycopg2.extras
 
 from cases import routing as routing_mod
@@ -22,7 +23,7 @@ from cases.auth import User, case_scope, present_personal_data
 from cases.calendar import WorkCalendar, to_local
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, channel_code, compute_deadlines, extend
-from gis.errors import BadInput, Conflict, NotFound, Unprocessable
+from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
 
 OPEN_STATES = tuple(sorted(workflow.OPEN_STATES))
 CASE_COLUMNS = (
@@ -37,6 +38,15 @@ CASE_COLUMNS = (
 
 
 REFERENCE_TTL = 60.0  # seconds
+PIN_ROLES = frozenset({"dispatcher", "admin", "city_center", "county_center", "township_center"})
+PIN_STATES = frozenset({"received", "accepted", "returned"})
+# Keys of action data that only the service itself sets.
+RESERVED_DATA_KEYS = frozenset({"set", "from_level", "to_level", "auto", "routing_change"})
+# Actions that belong to the case's handler (checked by CaseService._check_handler).
+HANDLER_ACTIONS = frozenset({"sign", "return", "start", "progress", "request_extension", "reply", "escalate"})
+# Roles that register cases (a department handles cases, it does not register them).
+INTAKE_ROLES = frozenset({"dispatcher", "admin", "city_center", "county_center", "township_center", "village_center",
+                          "grid_officer"})
 
 
 @dataclass
@@ -56,6 +66,44 @@ def reporter_key(phone: str | None, id_no: str | None) -> str | None:
     if not raw:
         return None
     return hashlib.sha256(("gridgov-reporter:" + raw).encode()).hexdigest()[:24]
+
+
+def text_field(sub: dict, name: str, required: bool = False, max_len: int = 2000) -> str | None:
+    """A text field of a submission, stripped; None when absent; BadInput for any other type or NUL."""
+    v = sub.get(name)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        if required:
+            raise BadInput(f"{name} is required", field=name)
+        return None
+    if not isinstance(v, str):
+        raise BadInput(f"{name} must be text", field=name)
+    if "\x00" in v:
+        raise BadInput(f"{name} contains a NUL character", field=name)
+    v = v.strip()
+    if len(v) > max_len:
+        raise BadInput(f"{name} is longer than {max_len} characters", field=name)
+    return v
+
+
+def flag_field(sub: dict, name: str) -> bool:
+    """A true/false field: JSON booleans (or absent); the strings "true"/"false" are accepted, nothing else."""
+    v = sub.get(name)
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    raise BadInput(f"{name} must be true or false", field=name)
+
+
+def int_field(data: dict, name: str, lo: int = 1, hi: int = 2**62) -> int:
+    """A positive integer field (JSON number or digits), within [lo, hi]."""
+    v = data.get(name)
+    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).strip().isdigit():
+        raise BadInput(f"{name} must be an integer", field=name)
+    v = int(str(v).strip())
+    if not lo <= v <= hi:
+        raise BadInput(f"{name} must be between {lo} and {hi}", field=name)
+    return v
 
 
 def load_calendar_overrides(db) -> dict:
@@ -186,37 +234,83 @@ class CaseService:
 
     # -- intake -------------------------------------------------------------------------------
     def _validate_submission(self, sub: dict) -> dict:
+        """Type-check and normalise a submission at the service boundary: every bad field is a 400 naming it."""
         if not isinstance(sub, dict):
             raise BadInput("submission must be a JSON object")
-        ch = channel_code(str(sub.get("channel") or ""))
-        kind = sub.get("kind")
+        ch = channel_code(text_field(sub, "channel", required=True, max_len=40))
+        kind = text_field(sub, "kind", required=True, max_len=10)
         if kind not in KINDS:
             raise BadInput(f"kind must be one of {'、'.join(KINDS)}", field="kind")
-        title = (sub.get("title") or "").strip()
-        if not title:
-            raise BadInput("title is required", field="title")
-        if len(title) > 200:
-            raise BadInput("title is longer than 200 characters", field="title")
-        cat = sub.get("category_code")
+        title = text_field(sub, "title", required=True, max_len=200)
+        cat = text_field(sub, "category_code", max_len=40)
         if cat and cat not in self.reference()["categories"]:
             raise BadInput(f"unknown category {cat!r}", field="category_code")
-        anonymous = bool(sub.get("anonymous"))
+        out = {**sub, "channel": ch, "kind": kind, "title": title, "category_code": cat,
+               "anonymous": flag_field(sub, "anonymous"), "emergency": flag_field(sub, "emergency"),
+               "content": text_field(sub, "content", max_len=5000) or "",
+               "submission_key": text_field(sub, "submission_key", max_len=100),
+               "address_text": text_field(sub, "address_text", max_len=300),
+               "reporter_name": text_field(sub, "reporter_name", max_len=50),
+               "reporter_phone": text_field(sub, "reporter_phone", max_len=30),
+               "reporter_id_no": text_field(sub, "reporter_id_no", max_len=30),
+               "crs": text_field(sub, "crs", max_len=60)}
         for f in ("accused_units", "accused_persons"):
             v = sub.get(f) or []
-            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-                raise BadInput(f"{f} must be a list of strings", field=f)
+            if not isinstance(v, list) or not all(isinstance(x, str) and 0 < len(x) <= 100 and "\x00" not in x
+                                                  for x in v) or len(v) > 50:
+                raise BadInput(f"{f} must be a list of at most 50 names or codes", field=f)
+            out[f] = [x.strip() for x in v]
+        out["accused_units"] = self.resolve_units(out["accused_units"])
         received = sub.get("received_at")
         if isinstance(received, str):
             try:
                 received = dt.datetime.fromisoformat(received)
             except ValueError:
                 raise BadInput(f"received_at {received!r} is not an ISO date-time", field="received_at") from None
-        return {**sub, "channel": ch, "kind": kind, "title": title, "anonymous": anonymous,
-                "received_at": to_local(received) if received else None}
+        elif received is not None and not isinstance(received, dt.datetime):
+            raise BadInput("received_at must be an ISO date-time", field="received_at")
+        if received is not None and not 2000 <= received.year <= 2100:
+            raise BadInput("received_at must be between the years 2000 and 2100", field="received_at")
+        out["received_at"] = to_local(received) if received else None
+        return out
 
-    def prepare(self, sub: dict, now: dt.datetime | None = None) -> dict:
+    def resolve_units(self, units: list[str]) -> list[str]:
+        """Accused units given by name (部门、乡镇、村社区、综治中心、网格) are stored with their codes too, so
+        the conflict-of-interest guard, which compares codes, holds whichever form the accusation used."""
+        if not units:
+            return []
+        rows = self.db.fetchall(
+            "SELECT code, name FROM department WHERE code = ANY(%(u)s) OR name = ANY(%(u)s) "
+            "UNION SELECT code, name FROM region WHERE (code = ANY(%(u)s) OR name = ANY(%(u)s) OR short_name = "
+            "ANY(%(u)s)) AND generation = (SELECT id FROM generation WHERE active) "
+            "UNION SELECT code, name FROM center WHERE code = ANY(%(u)s) OR name = ANY(%(u)s) "
+            "UNION SELECT code, name FROM grid WHERE (code = ANY(%(u)s) OR name = ANY(%(u)s)) "
+            "AND generation = (SELECT id FROM generation WHERE active)", {"u": units})
+        out = list(dict.fromkeys([*units, *(r["code"] for r in rows)]))
+        # A named center stands for its region and vice versa.
+        out += [c[2:] for c in out if c.startswith("ZZ") and c[2:] not in out]
+        out += ["ZZ" + c for c in out if c.isdigit() and "ZZ" + c not in out]
+        return out
+
+    def _existing(self, actor: User | None, key: str | None) -> dict | None:
+        """The case already registered under a submission key (as the actor may see it), or None."""
+        if not key:
+            return None
+        row = self.db.fetchone("SELECT id, case_no, status FROM case_record WHERE submission_key = %s", (key,))
+        if row is None:
+            return None
+        out = dict(row)
+        if actor is not None:
+            try:
+                out = self._read(actor, row["id"])
+            except NotFound:
+                pass
+        return {**out, "duplicate_submission": True}
+
+    def prepare(self, sub: dict, now: dt.datetime | None = None, validated: bool = False) -> dict:
         """Validate, locate and route a submission without writing anything (raises on bad input)."""
-        sub = self._validate_submission(sub)
+        if not validated:
+            sub = self._validate_submission(sub)
         now = to_local(now) if now else _now()
         ref = self.reference()
         with self.db.session() as tx:  # every lookup of this intake in one read transaction
@@ -247,27 +341,39 @@ class CaseService:
     def intake(self, sub: dict, actor: User | None = None, now: dt.datetime | None = None,
                view: bool = True) -> dict:
         """Register a case from any channel; idempotent on submission_key. Returns the case (as the actor sees
-        it) with `duplicate_submission`, `duplicates` (suggested) and the routing explanation; with view=False
-        only the essentials (id, case_no, status, grid, routing, duplicates) without re-reading the case."""
-        key = sub.get("submission_key") if isinstance(sub, dict) else None
-        if key:
-            row = self.db.fetchone("SELECT id FROM case_record WHERE submission_key = %s", (key,))
-            if row:
-                out = self._read(actor, row["id"]) if actor else {"id": row["id"]}
-                return {**out, "duplicate_submission": True}
+        it) with `duplicate_submission`, `duplicates` (suggested, among cases the actor may see) and the routing
+        explanation; with view=False only the essentials (id, case_no, status, grid, routing, duplicates).
+
+        `actor` None is a citizen channel (mini-program, 12345 system through its own account uses a token);
+        people registering cases must hold an intake role (INTAKE_ROLES)."""
+        if actor is not None and actor.role not in INTAKE_ROLES:
+            raise Forbidden(f"role {actor.role} does not register cases", field="role")
+        sub = self._validate_submission(sub)
+        existing = self._existing(actor, sub.get("submission_key"))
+        if existing is not None:
+            return existing
         # Location and routing first, outside the write transaction (they read through the pool).
-        prep = self.prepare(sub, now)
-        with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            case_id, state, dups = self.write_prepared(cur, prep, actor)
-            case_no = prep["case_no"]
+        prep = self.prepare(sub, now, validated=True)
+        try:
+            with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                case_id, state, dups = self.write_prepared(cur, prep, actor)
+                case_no = prep["case_no"]
+        except psycopg2.errors.UniqueViolation:
+            # The same submission arrived twice at the same moment: the other one won.
+            existing = self._existing(actor, sub.get("submission_key"))
+            if existing is None:
+                raise
+            return existing
+        d = prep["decision"]
+        out = {"id": case_id, "case_no": case_no, "status": state, "grid_code": prep["codes"]["grid_code"],
+               "generation": prep["codes"]["generation"], "needs_pin": prep["loc"]["needs_pin"],
+               "near_boundary": prep["near"] is not None, "lead_department": d.lead_department,
+               "handling_level": d.handling_level, "routing": d.to_dict()}
         if view and actor:
-            out = self._read(actor, case_id)
-        else:
-            d = prep["decision"]
-            out = {"id": case_id, "case_no": case_no, "status": state, "grid_code": prep["codes"]["grid_code"],
-                   "generation": prep["codes"]["generation"], "needs_pin": prep["loc"]["needs_pin"],
-                   "near_boundary": prep["near"] is not None, "lead_department": d.lead_department,
-                   "handling_level": d.handling_level, "routing": d.to_dict()}
+            try:
+                out = self._read(actor, case_id)
+            except NotFound:  # registered for another jurisdiction: the essentials only
+                pass
         return {**out, "duplicate_submission": False, "duplicates": dups}
 
     def write_prepared(self, cur, prep: dict, actor: User | None) -> tuple[int, str, list]:
@@ -348,15 +454,19 @@ class CaseService:
                                                "anonymous": sub["anonymous"],
                                                "reporter_phone": sub.get("reporter_phone"),
                                                "reporter_key": None if sub["anonymous"] else reporter_key(
-                                                   sub.get("reporter_phone"), sub.get("reporter_id_no"))})
+                                                   sub.get("reporter_phone"), sub.get("reporter_id_no"))}, actor)
         return case_id, state, dups
 
-    def _duplicates(self, cur, case_id: int, new: dict) -> list[dict]:
+    def _duplicates(self, cur, case_id: int, new: dict, actor: User | None) -> list[dict]:
+        """Likely duplicates among the cases the actor may see (none for citizen channels)."""
+        if actor is None:
+            return []
         new = {**new, "id": case_id}
+        scope, scope_params = case_scope(actor)
         cur.execute(
             "SELECT c.id, c.case_no, c.received_at, c.category_code, c.title, c.content, c.anonymous, "
             "c.reporter_phone, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM case_record c "
-            "WHERE c.id <> %(id)s AND c.status <> 'merged' "
+            f"WHERE {scope} AND c.id <> %(id)s AND c.status <> 'merged' "
             "AND c.received_at BETWEEN %(t)s - make_interval(days => %(days)s) "
             "AND %(t)s + make_interval(days => %(days)s) "
             "AND ((%(rkey)s::text IS NOT NULL AND c.reporter_key = %(rkey)s) OR (c.category_code = %(cat)s AND "
@@ -364,7 +474,8 @@ class CaseService:
             "%(deg)s) AND ST_DWithin(c.geom::geography, "
             "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(r)s))) "
             "ORDER BY c.received_at DESC LIMIT 50",
-            {"id": case_id, "t": new["received_at"], "days": self.config.duplicate_days, "rkey": new["reporter_key"],
+            {**scope_params, "id": case_id, "t": new["received_at"], "days": self.config.duplicate_days,
+             "rkey": new["reporter_key"],
              "cat": new["category_code"], "lon": new["lon"], "lat": new["lat"],
              "r": self.config.duplicate_radius_m,
              "deg": self.config.duplicate_radius_m * 1.2 / (111_000.0 * max(math.cos(math.radians(new["lat"] or 0)),
@@ -407,7 +518,9 @@ class CaseService:
               "correct_routing": "dispatched_at", "escalate": "dispatched_at"}
 
     def _apply(self, cur, case_id: int, actor: User | None, state: str, action: str, reason, data: dict,
-               at: dt.datetime, role: str | None = None) -> str:
+               at: dt.datetime, role: str | None = None, updates: dict | None = None) -> str:
+        """Apply one transition: new state, stamps, counters and routing `updates` (from _reroute only), plus
+        its event — which records what the routing changed."""
         role = role or (actor.role if actor else "system")
         t = workflow.apply(state, action, role, reason)
         sets, params = ["status = %(to)s", "updated_at = %(at)s"], {"to": t.new_state, "at": at, "id": case_id}
@@ -436,14 +549,16 @@ class CaseService:
             sets.append("merged_into = %(master)s")
             params["master"] = data["master_id"]
         for col in ("handling_level", "handler_region", "lead_department", "co_departments", "officer_code",
-                    "grid_code", "generation", "village_code", "township_code", "county_code", "routing",
-                    "needs_pin", "near_boundary"):
-            if col in data.get("set", {}):
-                v = data["set"][col]
+                    "grid_code", "generation", "village_code", "township_code", "county_code", "category_code",
+                    "routing", "needs_pin", "near_boundary"):
+            if col in (updates or {}):
+                v = updates[col]
                 sets.append(f"{col} = %(set_{col})s")
                 params[f"set_{col}"] = json.dumps(v, ensure_ascii=False) if col == "routing" else v
         cur.execute(f"UPDATE case_record SET {', '.join(sets)} WHERE id = %(id)s", params)
-        ev_data = {k: v for k, v in data.items() if k != "set"}
+        ev_data = dict(data)
+        if updates:
+            ev_data["routing_change"] = {k: v for k, v in updates.items() if k != "routing"}
         self._event(cur, case_id, actor, role, t.event["kind"], state, t.new_state, t.event.get("reason"),
                     {**ev_data, **{k: v for k, v in t.event.items() if k in ("from_level", "to_level", "auto")}}, at)
         return t.new_state
@@ -462,84 +577,136 @@ class CaseService:
     def act(self, user: User, case_id: int, action: str, reason: str | None = None,
             expected_version: int | None = None, data: dict | None = None, now: dt.datetime | None = None) -> dict:
         """Perform an action on a case the user can see; refuses illegal transitions and stale versions."""
-        data = dict(data or {})
+        if data is not None and not isinstance(data, dict):
+            raise BadInput("action data must be a JSON object")
+        # Internal keys are never taken from a client: routing changes come only from _reroute.
+        data = {k: v for k, v in (data or {}).items() if k not in RESERVED_DATA_KEYS}
+        if reason is not None and not isinstance(reason, str):
+            raise BadInput("reason must be text", field="reason")
+        reason = text_field({"reason": reason}, "reason", max_len=1000)
+        if expected_version is not None:
+            expected_version = int_field({"version": expected_version}, "version", lo=0)
+        for f in ("reply", "text", "evaluation", "grid_code", "category_code", "lead_department"):
+            if f in data:
+                data[f] = text_field(data, f, max_len=2000)
         now = to_local(now) if now else _now()
         ref = self.reference()
-        with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            case = self._lock_case(cur, user, case_id)
-            if expected_version is not None and int(expected_version) != case["version"]:
-                raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
-                               f"you had {expected_version}): reload and try again", field="version",
-                               details={"version": case["version"], "status": case["status"]})
-            state = case["status"]
-            if action == "escalate":
-                level = case["handling_level"] or "village"
-                target = workflow.next_level(level if level in workflow.LEVELS else "village")
-                data["set"] = self._reroute(case, ref, escalation_level=target)
-                data.update(from_level=level, to_level=target)
-            elif action in ("correct_routing", "reassign"):
-                data["set"] = self._reroute(case, ref, override=data)
-            elif action == "dispatch" and data.get("grid_code"):
-                data["set"] = self._reroute(case, ref, override=data)
-            elif action == "merge":
-                self._check_master(cur, user, case, data)
-            elif action == "request_extension":
-                days = int(data.get("days") or 0)
-                if days < 1:
-                    raise BadInput("days must be a positive number", field="days")
-                cur.execute("SELECT 1 FROM extension_request WHERE case_id = %s AND decided_at IS NULL", (case_id,))
-                if cur.fetchone():
-                    raise Conflict("an extension request is already pending", field="days")
-                cur.execute("INSERT INTO extension_request (case_id, days, reason, requested_by, requested_at) "
-                            "VALUES (%s, %s, %s, %s, %s)", (case_id, days, reason or "", user.id, now))
-            elif action in ("approve_extension", "deny_extension"):
-                cur.execute("SELECT id, days FROM extension_request WHERE case_id = %s AND decided_at IS NULL",
-                            (case_id,))
-                req = cur.fetchone()
-                if req is None:
-                    raise Conflict("no pending extension request", field="action")
-                approve = action == "approve_extension"
-                if approve:  # validates the profile's maximum before anything is written
-                    self.deadlines_for({**case, "extended_days": case["extended_days"] + req["days"]})
-                cur.execute("UPDATE extension_request SET decided_by = %s, decided_at = %s, approved = %s "
-                            "WHERE id = %s", (user.id, now, approve, req["id"]))
-                if approve:
-                    cur.execute("UPDATE case_record SET extended_days = extended_days + %s WHERE id = %s",
-                                (req["days"], case_id))
-                data["days"] = req["days"]
-            state = self._apply(cur, case_id, user, state, action, reason, data, now)
-            cur.execute("UPDATE case_record SET version = version + 1 WHERE id = %s AND version = %s",
-                        (case_id, case["version"]))
-            if cur.rowcount != 1:  # cannot happen under FOR UPDATE, kept as a guard
-                raise Conflict("case changed concurrently: reload and try again", field="version")
-            if action == "merge":
-                self._event(cur, data["master_id"], user, user.role, "merged_in", None, None, reason,
-                            {"case_id": case_id, "case_no": case["case_no"]}, now)
-            if action == "return":
-                self._auto_escalate(cur, case_id, user, now)
-            if action == "reply":
-                # 一稿多投: every case merged into this one gets the same, unified answer in its history.
-                cur.execute(
-                    "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
-                    "data) SELECT m.id, %s, %s, %s, 'unified_reply', m.status, m.status, %s, %s FROM case_record m "
-                    "WHERE m.merged_into = %s",
-                    (now, user.id, user.role, reason, json.dumps({"master_id": case_id, "master_no": case["case_no"],
-                                                                  "reply": data.get("reply") or data.get("text")},
-                                                                 ensure_ascii=False), case_id))
-            if action in ("dispatch", "accept", "approve_extension", "escalate", "reassign", "correct_routing"):
-                self._set_deadlines(cur, case_id)
+        try:
+            with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                if action == "merge":
+                    data["master_id"] = int_field(data, "master_id")
+                    # Lock both cases in id order, so two cross merges cannot deadlock.
+                    cur.execute("SELECT id FROM case_record WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                                ([case_id, data["master_id"]],))
+                case = self._lock_case(cur, user, case_id)
+                if expected_version is not None and expected_version != case["version"]:
+                    raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
+                                   f"you had {expected_version}): reload and try again", field="version",
+                                   details={"version": case["version"], "status": case["status"]})
+                self._check_handler(user, case, action)
+                updates = self._prepare_action(cur, user, case, action, reason, data, ref, now)
+                self._apply(cur, case_id, user, case["status"], action, reason, data, now, updates=updates)
+                cur.execute("UPDATE case_record SET version = version + 1 WHERE id = %s AND version = %s",
+                            (case_id, case["version"]))
+                if cur.rowcount != 1:  # cannot happen under FOR UPDATE, kept as a guard
+                    raise Conflict("case changed concurrently: reload and try again", field="version")
+                self._after_action(cur, user, case, action, reason, data, now)
+        except (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure):
+            raise Conflict("the case was changed at the same moment by someone else: reload and try again",
+                           field="version") from None
         return self._read(user, case_id)
 
+    def _check_handler(self, user: User, case: dict, action: str) -> None:
+        """Handling actions belong to the case's handler: its grid officer, lead (or co-) department, or center."""
+        if action not in HANDLER_ACTIONS or user.role in ("admin", "dispatcher"):
+            return
+        lead = case.get("lead_department")
+        ok = (
+            (user.role == "grid_officer" and case.get("grid_code") == user.grid_code
+             and (case.get("handling_level") in ("grid", "village") or not lead))
+            or (user.role == "department" and (lead == user.department_code or (
+                action == "progress" and user.department_code in (case.get("co_departments") or []))))
+            or (user.role.endswith("_center") and case.get("handler_region") == user.region_code)
+        )
+        if not ok:
+            raise Forbidden(f"case {case['case_no']} is handled by someone else: only its handler may {action}",
+                            field="action")
+
+    def _prepare_action(self, cur, user: User, case: dict, action: str, reason, data: dict, ref: dict, now):
+        """Action-specific checks and side tables before the transition; returns routing updates (or None)."""
+        case_id = case["id"]
+        if action == "escalate":
+            level = case["handling_level"] or "village"
+            target = workflow.next_level(level if level in workflow.LEVELS else "village")
+            data.update(from_level=level, to_level=target)
+            return self._reroute(case, ref, escalation_level=target)
+        if action in ("correct_routing", "reassign") or (action == "dispatch" and data.get("grid_code")):
+            return self._reroute(case, ref, override=data)
+        if action == "merge":
+            self._check_master(cur, user, case, data)
+        elif action == "request_extension":
+            data["days"] = int_field(data, "days", lo=1, hi=90)
+            cur.execute("SELECT 1 FROM extension_request WHERE case_id = %s AND decided_at IS NULL", (case_id,))
+            if cur.fetchone():
+                raise Conflict("an extension request is already pending", field="days")
+            cur.execute("INSERT INTO extension_request (case_id, days, reason, requested_by, requested_at) "
+                        "VALUES (%s, %s, %s, %s, %s)", (case_id, data["days"], reason or "", user.id, now))
+        elif action in ("approve_extension", "deny_extension"):
+            cur.execute("SELECT id, days FROM extension_request WHERE case_id = %s AND decided_at IS NULL",
+                        (case_id,))
+            req = cur.fetchone()
+            if req is None:
+                raise Conflict("no pending extension request", field="action")
+            approve = action == "approve_extension"
+            if approve:  # validates the profile's maximum before anything is written
+                self.deadlines_for({**case, "extended_days": case["extended_days"] + req["days"]})
+            cur.execute("UPDATE extension_request SET decided_by = %s, decided_at = %s, approved = %s "
+                        "WHERE id = %s", (user.id, now, approve, req["id"]))
+            if approve:
+                cur.execute("UPDATE case_record SET extended_days = extended_days + %s WHERE id = %s",
+                            (req["days"], case_id))
+            data["days"] = req["days"]
+        elif action == "reply" and "solved" in data:
+            data["solved"] = flag_field(data, "solved")
+        return None
+
+    def _after_action(self, cur, user: User, case: dict, action: str, reason, data: dict, now) -> None:
+        case_id = case["id"]
+        if action == "merge":
+            self._event(cur, data["master_id"], user, user.role, "merged_in", None, None, reason,
+                        {"case_id": case_id, "case_no": case["case_no"]}, now)
+        if action == "return":
+            self._auto_escalate(cur, case_id, user, now)
+        if action == "reply":
+            # 一稿多投: every case merged into this one gets the same, unified answer in its history.
+            cur.execute(
+                "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
+                "data) SELECT m.id, %s, %s, %s, 'unified_reply', m.status, m.status, %s, %s FROM case_record m "
+                "WHERE m.merged_into = %s",
+                (now, user.id, user.role, reason, json.dumps({"master_id": case_id, "master_no": case["case_no"],
+                                                              "reply": data.get("reply") or data.get("text")},
+                                                             ensure_ascii=False), case_id))
+        if action in ("dispatch", "accept", "approve_extension", "escalate", "reassign", "correct_routing"):
+            self._set_deadlines(cur, case_id)
+
     def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:
+        """Escalate as `system` when the case was returned often enough at its current level."""
         cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
         case = cur.fetchone()
         level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
-        t = workflow.auto_escalate(case["status"], level, case["returned_count"], self.config.return_escalation)
+        # Returns since the last escalation: a case escalated once starts counting again at its new level.
+        cur.execute("SELECT count(*) AS n FROM case_event WHERE case_id = %(id)s AND action = 'return' AND id > "
+                    "coalesce((SELECT max(id) FROM case_event WHERE case_id = %(id)s AND action = 'escalate'), 0)",
+                    {"id": case_id})
+        returns_here = cur.fetchone()["n"]
+        t = workflow.auto_escalate(case["status"], level, returns_here, self.config.return_escalation)
         if t is None:
             return
-        data = {"set": self._reroute(case, self.reference(), escalation_level=t.event["to_level"]),
-                "from_level": level, "to_level": t.event["to_level"], "auto": True}
-        self._apply(cur, case_id, None, case["status"], "escalate", t.event["reason"], data, now, role="system")
+        updates = self._reroute(case, self.reference(), escalation_level=t.event["to_level"])
+        data = {"from_level": level, "to_level": t.event["to_level"], "auto": True}
+        self._apply(cur, case_id, None, case["status"], "escalate", t.event["reason"], data, now, role="system",
+                    updates=updates)
+        self._set_deadlines(cur, case_id)
 
     def _reroute(self, case: dict, ref: dict, escalation_level: str | None = None, override: dict | None = None):
         override = override or {}
@@ -553,6 +720,8 @@ class CaseService:
                 (override["grid_code"],))
             if g is None:
                 raise BadInput(f"unknown grid {override['grid_code']!r}", field="grid_code")
+            if g["code"] in (case.get("accused_units") or []):
+                raise Unprocessable("被举报的网格不得承办该件", field="grid_code")
             c.update(grid_code=g["code"], generation=g["generation"], village_code=g["village_code"],
                      township_code=g["township_code"], county_code=g["county_code"])
         if override.get("category_code"):
@@ -581,48 +750,76 @@ class CaseService:
         for k in ("grid_code", "generation", "village_code", "township_code", "county_code", "category_code"):
             if override.get(k) or (k != "category_code" and override.get("grid_code")):
                 out[k] = c.get(k)
-        out.pop("category_code", None)
         return out
 
     def _check_master(self, cur, user: User, case: dict, data: dict) -> None:
-        master = data.get("master_id")
-        if not master or int(master) == case["id"]:
+        """The master of a merge: visible to the user, open, and never handled by a unit this case accuses."""
+        master = data["master_id"]
+        if master == case["id"]:
             raise BadInput("merge needs master_id of another case", field="master_id")
         scope, params = case_scope(user)
-        cur.execute(f"SELECT id, status FROM case_record c WHERE c.id = %(mid)s AND {scope}",
-                    {**params, "mid": int(master)})
+        cur.execute(f"SELECT id, status, lead_department, co_departments, grid_code, officer_code, handler_region "
+                    f"FROM case_record c WHERE c.id = %(mid)s AND {scope}", {**params, "mid": master})
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"master case {master} not found")
         if row["status"] in ("merged", "rejected"):
             raise Unprocessable(f"master case {master} is {row['status']}", field="master_id")
-        data["master_id"] = int(master)
+        handlers = {row["lead_department"], row["grid_code"], row["handler_region"],
+                    "ZZ" + (row["handler_region"] or ""), *(row["co_departments"] or [])} - {None}
+        accused = set(case.get("accused_units") or [])
+        if accused & handlers or (row["officer_code"] and row["officer_code"] in (case.get("accused_persons") or [])):
+            raise Unprocessable("举报件不得并入被举报单位或人员承办的案件", field="master_id")
+        # The master inherits the accusation's guard: whoever it accuses must not read the unified case either.
+        if case.get("accused_units") or case.get("accused_persons"):
+            cur.execute("UPDATE case_record SET accused_units = ARRAY(SELECT DISTINCT unnest(accused_units || "
+                        "%s::text[])), accused_persons = ARRAY(SELECT DISTINCT unnest(accused_persons || %s::text[])) "
+                        "WHERE id = %s", (case.get("accused_units") or [], case.get("accused_persons") or [], master))
 
-    def pin(self, user: User, case_id: int, x, y, crs: str = "EPSG:4326", now=None) -> dict:
-        """Manual pin for a case waiting in the dispatcher queue: locate, route, then it can be dispatched."""
+    def pin(self, user: User, case_id: int, x, y, crs: str = "EPSG:4326", now=None,
+            expected_version: int | None = None) -> dict:
+        """Manual pin for a case waiting in the dispatcher queue (no location, or near a grid boundary): locate,
+        route, recompute deadlines; then it can be dispatched. Only dispatchers and upper centers pin."""
         from grids.locate import locate
 
+        if user.role not in PIN_ROLES:
+            raise Forbidden(f"role {user.role} does not pin cases", field="role")
+        if expected_version is not None:
+            expected_version = int_field({"version": expected_version}, "version", lo=0)
+        crs = text_field({"crs": crs}, "crs", max_len=60) or "EPSG:4326"
         chain = locate(self.db, x, y, crs)
         lon, lat, orig = chain["wgs84"]["lon"], chain["wgs84"]["lat"], chain["input"]
         if chain["status"] != "inside":
             raise Unprocessable("该点位于网格覆盖范围之外", field="lon", details={"nearest": chain.get("nearest")})
         ref = self.reference()
+        now = to_local(now) if now else _now()
         with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             case = self._lock_case(cur, user, case_id)
+            if expected_version is not None and expected_version != case["version"]:
+                raise Conflict(f"case {case['case_no']} was changed by someone else: reload and try again",
+                               field="version", details={"version": case["version"]})
+            if not (case["needs_pin"] or case["near_boundary"]) or case["status"] not in PIN_STATES:
+                raise Conflict(f"case {case['case_no']} is not waiting for a location ({case['status']})",
+                               field="status")
             upd = self._reroute(case, ref, override={"grid_code": chain["grid"]["code"]})
             cur.execute(
                 "UPDATE case_record SET geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), orig_crs = %s, orig_x = %s, "
                 "orig_y = %s, grid_code = %s, generation = %s, village_code = %s, township_code = %s, county_code = %s,"
                 " handling_level = %s, handler_region = %s, lead_department = %s, co_departments = %s, "
-                "officer_code = %s, routing = %s, needs_pin = false, version = version + 1, updated_at = %s "
-                "WHERE id = %s",
+                "officer_code = %s, routing = %s, needs_pin = false, near_boundary = false, version = version + 1, "
+                "updated_at = %s WHERE id = %s",
                 (lon, lat, orig["crs"], orig["x"], orig["y"], upd["grid_code"], upd["generation"], upd["village_code"],
                  upd["township_code"], upd["county_code"], upd["handling_level"], upd["handler_region"],
                  upd["lead_department"], upd["co_departments"], upd["officer_code"],
-                 json.dumps(upd["routing"], ensure_ascii=False), to_local(now) if now else _now(), case_id))
+                 json.dumps(upd["routing"], ensure_ascii=False), now, case_id))
             self._event(cur, case_id, user, user.role, "pin", case["status"], case["status"], None,
-                        {"grid_code": upd["grid_code"], "lon": lon, "lat": lat}, to_local(now) if now else _now())
-        return self._read(user, case_id)
+                        {"grid_code": upd["grid_code"], "lon": lon, "lat": lat,
+                         "routing_change": {k: v for k, v in upd.items() if k != "routing"}}, now)
+            self._set_deadlines(cur, case_id)
+        try:
+            return self._read(user, case_id)
+        except NotFound:  # pinned into another jurisdiction: it left this user's queue
+            return {"id": case_id, "case_no": case["case_no"], "grid_code": upd["grid_code"], "moved_out": True}
 
     # -- reads ------------------------------------------------------------------------------------
     def _read(self, user: User | None, case_id: int) -> dict:

@@ -160,7 +160,8 @@ def pin(case_id: int):
     """Manually pin a case waiting in the dispatcher queue."""
     body = _json()
     return jsonify(service().pin(current_user(), case_id, body.get("lon", body.get("x")),
-                                 body.get("lat", body.get("y")), body.get("crs") or "EPSG:4326"))
+                                 body.get("lat", body.get("y")), body.get("crs") or "EPSG:4326",
+                                 expected_version=body.get("version")))
 
 
 @bp.get("/api/cases/<int:case_id>/repeats")
@@ -183,6 +184,9 @@ def clusters():
     scope, params = case_scope(current_user())
     params.update(since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
     where = [scope, "c.geom IS NOT NULL", "c.received_at >= %(since)s", "c.status <> 'merged'"]
+    for arg in ("category", "region"):
+        if "\x00" in (request.args.get(arg) or "") or len(request.args.get(arg) or "") > 40:
+            raise BadInput(f"{arg} must be a code", field=arg)
     if request.args.get("category"):
         where.append("c.category_code LIKE %(cat)s")
         params["cat"] = request.args["category"] + "%"
@@ -209,6 +213,8 @@ def rates():
         month = dt.datetime.strptime(raw, "%Y-%m")
     except ValueError:
         raise BadInput("month must be YYYY-MM", field="month") from None
+    if not 2000 <= month.year <= 2100:
+        raise BadInput("month must be between 2000-01 and 2100-12", field="month")
     unit = request.args.get("unit") or "township"
     if unit not in reports.UNIT_COLUMNS:
         raise BadInput(f"unit must be one of {', '.join(reports.UNIT_COLUMNS)}", field="unit")

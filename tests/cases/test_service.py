@@ -27,7 +27,8 @@ def svc(db):
 
 @pytest.fixture
 def users(db, svc):
-    mk = lambda name, role, region, **kw: create_user(db, name, "password123", role, region, **kw)  # noqa: E731
+    mk = lambda name, role, region, **kw: create_user(db, name, "password123", role, region,  # noqa: E731
+                                                    hash_method="pbkdf2:sha256:1000", **kw)
     return {
         "dispatcher": mk("disp", "dispatcher", "990100"),
         "officer1": mk("off1", "grid_officer", "990101001001", grid_code="990101001001001",
