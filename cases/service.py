@@ -160,7 +160,8 @@ class CaseService:
         self._gazetteer = None
 
     def gazetteer(self):
-        """The address gazetteer of the standard addresses (built once)."""
+        """The address gazetteer of the standard addresses (rebuilt when boundaries or addresses change)."""
+        self.reference()  # refreshes the fingerprint that decides whether the gazetteer is still current
         if self._gazetteer is None:
             from grids.geocode import Gazetteer
 
