@@ -54,7 +54,10 @@ def layer(layer: str):
         raise BadInput("simplify must be a number of metres", field="simplify") from None
     if not 0 <= simplify <= 1000:
         raise BadInput("simplify must be between 0 and 1000 metres", field="simplify")
-    fc = layer_geojson(db(), layer, level=level, parent=request.args.get("parent"), simplify_m=simplify)
+    parent = request.args.get("parent") or None
+    if parent is not None and not (parent.isdigit() and len(parent) <= 15):
+        raise BadInput("parent must be a region or village code (digits)", field="parent")
+    fc = layer_geojson(db(), layer, level=level, parent=parent, simplify_m=simplify)
     resp = jsonify(fc)
     resp.headers["Cache-Control"] = "max-age=300"
     return resp
