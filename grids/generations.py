@@ -87,17 +87,9 @@ def find_grid_at(db, lon: float, lat: float, generation: int | None = None) -> d
 
 def layer_geojson_at(db, layer: str, generation: int, level: str | None = None) -> dict:
     """A FeatureCollection of regions (by level) or grids of any generation, old ones included."""
-    gen = resolve_generation(db, generation)
-    if layer == "region":
-        rows = db.fetchall("SELECT code, name, level, kind, parent_code, ST_AsGeoJSON(geom, 7)::json AS g FROM region "
-                           "WHERE generation = %s AND level = %s ORDER BY code", (gen, level))
-    elif layer == "grid":
-        rows = db.fetchall("SELECT code, name, grid_type, village_code, ST_AsGeoJSON(geom, 7)::json AS g FROM grid "
-                           "WHERE generation = %s ORDER BY code", (gen,))
-    else:
+    if layer not in ("region", "grid"):
         raise BadInput(f"unknown layer {layer!r}: region or grid", field="layer")
-    return {"type": "FeatureCollection",
-            "features": [{"type": "Feature", "geometry": r.pop("g"), "properties": r} for r in rows]}
+    return store.layer_geojson(db, layer, level=level, generation=resolve_generation(db, generation))
 
 
 _RELOCATE_SQL = """

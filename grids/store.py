@@ -113,12 +113,13 @@ def city_loaded(db) -> bool:
 
 
 def layer_geojson(db, layer: str, level: str | None = None, parent: str | None = None,
-                  simplify_m: float = 0.0, bbox=None) -> dict:
-    """A FeatureCollection of one boundary layer of the active generation ('region' by level, or 'grid')."""
+                  simplify_m: float = 0.0, bbox=None, generation: int | None = None) -> dict:
+    """A FeatureCollection of one boundary layer ('region' by level, or 'grid') of a generation (the active
+    one by default; old generations stay queryable)."""
     tol = simplify_m / 111_000.0
     geom_sql = "ST_SimplifyPreserveTopology(geom, %(tol)s)" if tol > 0 else "geom"
-    params = {"tol": tol, "level": level, "parent": parent}
-    where = ["generation = (SELECT id FROM generation WHERE active)"]
+    params = {"tol": tol, "level": level, "parent": parent, "gen": generation}
+    where = ["generation = coalesce(%(gen)s, (SELECT id FROM generation WHERE active))"]
     if bbox is not None:
         params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=False)))
         where.append("geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")

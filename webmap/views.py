@@ -57,7 +57,14 @@ def layer(layer: str):
     parent = request.args.get("parent") or None
     if parent is not None and not (parent.isdigit() and len(parent) <= 15):
         raise BadInput("parent must be a region or village code (digits)", field="parent")
-    fc = layer_geojson(db(), layer, level=level, parent=parent, simplify_m=simplify)
+    gen = request.args.get("generation") or None
+    if gen is not None:
+        if not gen.isdigit() or len(gen) > 9:
+            raise BadInput("generation must be a generation number", field="generation")
+        from grids.generations import resolve_generation
+
+        gen = resolve_generation(db(), int(gen))
+    fc = layer_geojson(db(), layer, level=level, parent=parent, simplify_m=simplify, generation=gen)
     resp = jsonify(fc)
     resp.headers["Cache-Control"] = "max-age=300"
     return resp

@@ -21,3 +21,21 @@ def test_load_city_creates_active_generation_and_layers(db):
     bad = db.fetchone("SELECT count(*) n FROM address a JOIN grid g ON g.code = a.grid_code "
                       "WHERE NOT ST_Covers(g.geom, a.geom)")
     assert bad["n"] == 0
+
+
+def test_layers_of_an_old_generation_through_the_api(db):
+    from gis.settings import Settings
+    from grids.store import activate_generation, create_generation, write_boundaries
+    from webmap import create_app
+
+    city = tiny_city()
+    load_city(db, city, source="test", progress=lambda m: None)
+    with db.connection() as conn, conn.cursor() as cur:  # generation 2: the first grid only
+        gen = create_generation(cur, "redraw")
+        write_boundaries(cur, gen, city.regions, city.grids[:1])
+        activate_generation(cur, gen)
+    client = create_app(settings=Settings(), db=db, test_config={"TESTING": True}).test_client()
+    assert len(client.get("/api/layers/grid").get_json()["features"]) == 1
+    assert len(client.get("/api/layers/grid?generation=1").get_json()["features"]) == 3
+    assert client.get("/api/layers/grid?generation=7").status_code == 404
+    assert client.get("/api/layers/grid?generation=x").status_code == 400
