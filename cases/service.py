@@ -864,9 +864,12 @@ class CaseService:
             where.append("c.needs_pin = %(pin)s")
             params["pin"] = needs_pin
         orders = {
-            "urgency": "CASE WHEN c.status IN ('dispatched') THEN c.sign_due_at WHEN c.status IN "
-                       "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) ELSE "
-                       "coalesce(c.reply_due_at, c.handle_due_at) END NULLS LAST, c.id",
+            # the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and
+            # finished cases come after everything that still has a deadline
+            "urgency": "CASE WHEN c.status IN ('dispatched', 'returned') THEN c.sign_due_at WHEN c.status IN "
+                       "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) WHEN c.status IN "
+                       "('signed', 'handling', 'reopened') THEN coalesce(c.reply_due_at, c.handle_due_at) END "
+                       "NULLS LAST, c.id",
             "newest": "c.received_at DESC, c.id DESC",
         }
         if order not in orders:

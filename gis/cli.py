@@ -221,10 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point; returns the exit code."""
+    import logging
     import warnings
+
+    from cases.calendar import CalendarFallbackWarning
 
     warnings.formatwarning = lambda message, category, *a, **k: f"[gridgov] warning: {message}\n"
     warnings.simplefilter("once")
+    warnings.simplefilter("ignore", CalendarFallbackWarning)  # the calendar logs it already
+    logging.basicConfig(level=logging.WARNING, format="[gridgov] warning: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -285,3 +285,12 @@ def test_cases_carry_their_countdown(svc, users):
     assert got["overdue"] is True  # the test clock T0 is in the past relative to now
     listed = svc.list(users["officer1"])[0]
     assert listed["next_milestone"] == "sign" and isinstance(listed["remaining_hours"], float)
+
+
+def test_urgency_puts_cases_awaiting_evaluation_last(svc, users):
+    a = svc.intake(submission(title="甲"), users["dispatcher"], now=T0)
+    b = svc.intake(submission(title="乙", lon=X0 + 0.003), users["dispatcher"], now=T0 + dt.timedelta(hours=1))
+    svc.act(users["officer1"], a["id"], "sign", now=T0)
+    svc.act(users["officer1"], a["id"], "reply", data={"solved": True}, now=T0)
+    order = [c["id"] for c in svc.list(users["officer1"], open_only=True)]
+    assert order == [b["id"], a["id"]]  # b waits to be signed; a only waits for the citizen's evaluation
