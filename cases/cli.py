@@ -233,8 +233,6 @@ def cmd_calendar(args, settings):
                 if info.kind in ("holiday", "makeup"):
                     print(f"{d} {'班' if info.workday else '休'} {info.name or ''} ({info.source})")
                 d += dt.timedelta(days=1)
-            for w in cal.warnings:
-                print(f"warning: {w}", file=sys.stderr)
     finally:
         rt.close()
 

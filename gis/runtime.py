@@ -20,7 +20,7 @@ class Runtime:
     db: Database
     cluster: EmbeddedCluster | None = None
 
-    def close(self, stop_cluster: bool = False) -> None:
+    def close(self, stop_cluster: bool = True) -> None:
         """Close the pool; stop the embedded server too when asked and this process started it."""
         self.db.close()
         if stop_cluster and self.cluster is not None and self.cluster.started_here:
