@@ -61,7 +61,8 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
     """The measurements (separate from argument parsing)."""
-    from grids.locate import FarOutside, locate, resolve_generation
+    from grids.locate import FarOutside, locate
+    from grids.store import resolve_generation
 
     results: dict = {"n": args.n, "seed": args.seed}
     with demo_database(args.dsn) as db:

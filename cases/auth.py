@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gis.errors import BadInput, Conflict, Unauthorized
+from gis.privacy import mask_id_no, mask_name, mask_phone
 
 ROLES = ("city_center", "county_center", "township_center", "village_center", "grid_officer", "department",
          "dispatcher", "admin")
@@ -187,31 +188,6 @@ def can_see_personal_data(user: User, case: dict) -> bool:
     return False
 
 
-def mask_name(name: str | None) -> str | None:
-    """张三丰 → 张**."""
-    if not name:
-        return name
-    return name[0] + "*" * max(1, len(name) - 1)
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """13912345678 → 139****5678."""
-    if not phone:
-        return phone
-    digits = str(phone)
-    if len(digits) >= 7:
-        return digits[:3] + "****" + digits[-4:]
-    return "*" * len(digits)
-
-
-def mask_id_no(id_no: str | None) -> str | None:
-    """220302199001011234 → 2203**********1234."""
-    if not id_no:
-        return id_no
-    s = str(id_no)
-    return s[:4] + "*" * max(0, len(s) - 8) + s[-4:] if len(s) > 8 else "*" * len(s)
-
-
 def present_personal_data(user: User, case: dict) -> dict:
     """The case with reporter fields masked unless the user handles it; marks `pii_masked`."""
     out = dict(case)
@@ -223,6 +199,6 @@ def present_personal_data(user: User, case: dict) -> dict:
         out["pii_masked"] = False
         return out
     out.update(reporter_name=mask_name(case.get("reporter_name")),
-               reporter_phone=mask_phone(case.get("reporter_phone")),
+               reporter_phone=mask_phone(case.get("reporter_phone")) or case.get("reporter_phone"),
                reporter_id_no=mask_id_no(case.get("reporter_id_no")), pii_masked=True)
     return out

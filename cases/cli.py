@@ -19,6 +19,18 @@ def _rt(settings):
     return _runtime(settings)
 
 
+def _write_csv(path: str | None, fields: list[str], rows) -> None:
+    """Rows as CSV (UTF-8 with BOM, which Excel opens correctly) to a file, or to stdout without a path."""
+    out = open(path, "w", newline="", encoding="utf-8-sig") if path else sys.stdout
+    try:
+        w = csv.DictWriter(out, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    finally:
+        if path:
+            out.close()
+
+
 def _user_by_name(db, username):
     from cases.auth import get_user
 
@@ -57,13 +69,8 @@ def cmd_rules(args, settings):
         db = rt.db
         if args.action == "export":
             rows = db.fetchall("SELECT * FROM routing_rule ORDER BY priority, id")
-            out = open(args.file, "w", newline="", encoding="utf-8-sig") if args.file else sys.stdout
-            w = csv.DictWriter(out, fieldnames=RULE_FIELDS)
-            w.writeheader()
-            for r in rows:
-                w.writerow({**{k: r[k] for k in RULE_FIELDS}, "dept_kinds": "|".join(r["dept_kinds"])})
-            if args.file:
-                out.close()
+            _write_csv(args.file, RULE_FIELDS, ({**{k: r[k] for k in RULE_FIELDS}, "dept_kinds": "|".join(
+                r["dept_kinds"])} for r in rows))
         elif args.action == "import":
             if not args.file:
                 raise BadInput("rules import needs a CSV file (as written by rules export)")
@@ -143,12 +150,7 @@ def cmd_categories(args, settings):
         db = rt.db
         if args.action in ("list", "export"):
             rows = db.fetchall("SELECT code, name, parent_code, dept_kind, min_level FROM category ORDER BY code")
-            out = open(args.file, "w", newline="", encoding="utf-8-sig") if args.file else sys.stdout
-            w = csv.DictWriter(out, fieldnames=CATEGORY_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-            if args.file:
-                out.close()
+            _write_csv(args.file, CATEGORY_FIELDS, rows)
             return
         if not args.file:
             raise BadInput("categories import needs a CSV with columns " + ",".join(CATEGORY_FIELDS))

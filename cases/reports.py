@@ -210,13 +210,17 @@ def _stored(cur, key: dt.date, unit_types) -> list[dict]:
     return list(cur.fetchall())
 
 
+def _recompute(db, year, month, config, unit_types, as_of) -> tuple[dt.date, list[dict]]:
+    """The month's key and freshly computed snapshot rows (unit types checked against the whitelist)."""
+    for ut in unit_types:
+        _check_unit_type(ut)
+    return _month_key(year, month), _snapshot_rows(db, year, month, config, unit_types, as_of)
+
+
 def diff_month(db, year: int, month: int, config: RateConfig | None = None, *, unit_types=UNIT_TYPES,
                as_of: dt.datetime | None = None) -> dict:
     """What recomputing a month would change against its stored snapshot; writes nothing."""
-    for ut in unit_types:
-        _check_unit_type(ut)
-    key = _month_key(year, month)
-    fresh = _snapshot_rows(db, year, month, config, unit_types, as_of)
+    key, fresh = _recompute(db, year, month, config, unit_types, as_of)
     with db.cursor() as cur:
         stored = _stored(cur, key, unit_types)
     published = any(r["published_at"] is not None for r in stored)
@@ -226,10 +230,7 @@ def diff_month(db, year: int, month: int, config: RateConfig | None = None, *, u
 def snapshot_month(db, year: int, month: int, config: RateConfig | None = None, *, unit_types=UNIT_TYPES,
                    as_of: dt.datetime | None = None) -> dict:
     """Write (or refresh) the month's draft rows in rate_snapshot; Conflict with the diff once published."""
-    for ut in unit_types:
-        _check_unit_type(ut)
-    key = _month_key(year, month)
-    fresh = _snapshot_rows(db, year, month, config, unit_types, as_of)
+    key, fresh = _recompute(db, year, month, config, unit_types, as_of)
     with db.cursor() as cur:
         _lock_month(cur, key)
         stored = _stored(cur, key, unit_types)

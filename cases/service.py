@@ -401,6 +401,7 @@ class CaseService:
                 events.append((actor.role, t.event["kind"], state, t.new_state, None, data))
                 state = t.new_state
                 stamps[stamp] = received
+        rkey = None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"), sub.get("reporter_id_no"))
         dl = compute_deadlines(received, sub["channel"], sub["kind"], bool(sub.get("emergency")), self.calendar,
                                accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"])
         d = dl.as_fields()
@@ -425,8 +426,7 @@ class CaseService:
              "rname": None if sub["anonymous"] else sub.get("reporter_name"),
              "rphone": None if sub["anonymous"] else sub.get("reporter_phone"),
              "rid": None if sub["anonymous"] else sub.get("reporter_id_no"),
-             "rkey": None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"),
-                                                                sub.get("reporter_id_no")),
+             "rkey": rkey,
              "addr": sub.get("address_text"), "lon": loc["lon"], "lat": loc["lat"],
              "ocrs": (loc["orig"] or {}).get("crs"), "ox": (loc["orig"] or {}).get("x"),
              "oy": (loc["orig"] or {}).get("y"), "grid": codes["grid_code"], "gen": codes["generation"],
@@ -454,8 +454,7 @@ class CaseService:
                                                "title": sub["title"], "content": sub.get("content") or "",
                                                "anonymous": sub["anonymous"],
                                                "reporter_phone": sub.get("reporter_phone"),
-                                               "reporter_key": None if sub["anonymous"] else reporter_key(
-                                                   sub.get("reporter_phone"), sub.get("reporter_id_no"))}, actor)
+                                               "reporter_key": rkey}, actor)
         return case_id, state, dups
 
     def _duplicates(self, cur, case_id: int, new: dict, actor: User | None) -> list[dict]:

@@ -49,7 +49,7 @@ class GridIndex:
     @classmethod
     def from_db(cls, db, generation: int | None = None, **kw) -> GridIndex:
         """Load one generation's grids (the active one by default) and index them."""
-        from grids.locate import resolve_generation
+        from grids.store import resolve_generation
 
         gen = resolve_generation(db, generation)
         rows = db.fetchall("SELECT code, ST_AsBinary(geom) AS wkb FROM grid WHERE generation = %s ORDER BY code",

@@ -103,7 +103,8 @@ def cmd_export(args, settings):
 
 
 def cmd_validate(args, settings):
-    from grids.generations import load_boundaries, resolve_generation
+    from grids.generations import load_boundaries
+    from grids.store import resolve_generation
     from grids.validate import validate
 
     rt = _open(settings)

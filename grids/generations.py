@@ -15,6 +15,7 @@ import shapely
 
 from gis.errors import BadInput, NotFound
 from grids import store
+from grids.store import resolve_generation
 
 CLOSED_STATUSES = ("closed", "merged", "rejected")
 
@@ -49,18 +50,6 @@ def list_generations(db) -> list[dict]:
         " (SELECT count(*) FROM region r WHERE r.generation = g.id) AS regions, "
         " (SELECT count(*) FROM grid x WHERE x.generation = g.id) AS grids "
         "FROM generation g ORDER BY g.id DESC")
-
-
-def resolve_generation(db, generation: int | None = None) -> int:
-    """`generation` if it exists, else the active one; NotFound when there is none."""
-    if generation is None:
-        row = db.fetchone("SELECT id FROM generation WHERE active")
-        if not row:
-            raise NotFound("no active boundary generation: import boundaries with --commit --activate first")
-        return row["id"]
-    if not db.fetchone("SELECT id FROM generation WHERE id = %s", (generation,)):
-        raise NotFound(f"boundary generation {generation} does not exist", field="generation")
-    return generation
 
 
 def load_boundaries(db, generation: int | None = None) -> tuple[list[dict], list[dict]]:

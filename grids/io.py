@@ -499,7 +499,7 @@ def export_layers(db, out, fmt: str = "gpkg", generation: int | None = None, pro
     import geopandas as gpd
     import pyogrio
 
-    from grids.generations import resolve_generation
+    from grids.store import resolve_generation
 
     progress = progress or (lambda msg: None)
     if fmt not in ("gpkg", "geojson"):

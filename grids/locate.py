@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from gis.coords import normalize_crs_name, to_wgs84
 from gis.errors import BadInput, NotFound, Unprocessable
+from gis.privacy import mask_phone
+from grids.store import resolve_generation
 
 # Points farther than this from every grid are refused, not answered with a far "nearest grid".
 MAX_DISTANCE_M = 50_000.0
@@ -141,21 +143,7 @@ def parse_point(x, y, crs: str | None = "EPSG:4326", coverage: Coverage | None =
     return lon, lat, original
 
 
-def mask_phone(phone: str | None) -> str:
-    """Mask a phone number for display: 13912345678 → 139****5678."""
-    p = (phone or "").strip()
-    if not p:
-        return ""
-    if len(p) < 7:
-        return "****"
-    return p[:3] + "****" + p[-4:]
-
-
 # ------------------------------------------------------------------------------------------ SQL
-
-_GENERATION_SQL = """
-SELECT id, active FROM generation WHERE id = coalesce(%(gen)s, (SELECT id FROM generation WHERE active))
-"""
 
 # One round trip: the covering grid with the tie-break, else the nearest one (geodesic metres),
 # then the grid's whole chain. The KNN `<->` on degrees only proposes a first candidate; every
@@ -214,16 +202,6 @@ _COVERAGE_SQL = """
 SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1
 FROM (SELECT ST_Extent(geom) AS e FROM grid WHERE generation = %(gen)s) s
 """
-
-
-def resolve_generation(db, generation: int | None = None) -> int:
-    """The given generation id if it exists, else the active one; NotFound when there is none."""
-    row = db.fetchone(_GENERATION_SQL, {"gen": generation})
-    if row is None:
-        if generation is None:
-            raise NotFound("尚未加载网格数据 (no active generation)")
-        raise NotFound(f"网格版本 {generation} 不存在", field="generation")
-    return int(row["id"])
 
 
 def coverage_of(db, generation: int) -> Coverage | None:

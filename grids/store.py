@@ -47,6 +47,21 @@ def activate_generation(cur, gen: int) -> None:
     cur.execute("UPDATE generation SET active = true, activated_at = now() WHERE id = %s", (gen,))
 
 
+def resolve_generation(db, generation: int | None = None) -> int:
+    """The given generation id if it exists, else the active one; NotFound when there is none."""
+    from gis.errors import NotFound
+
+    row = db.fetchone("SELECT id FROM generation WHERE id = coalesce(%(gen)s, (SELECT id FROM generation "
+                      "WHERE active))", {"gen": generation})
+    if row is None:
+        if generation is None:
+            raise NotFound("尚未加载网格数据 (no active boundary generation: import boundaries with --commit "
+                           "--activate first)")
+        raise NotFound(f"网格版本 {generation} 不存在 (boundary generation {generation} does not exist)",
+                       field="generation")
+    return int(row["id"])
+
+
 def active_generation(cur) -> int | None:
     """The active generation id, or None when nothing is loaded."""
     cur.execute("SELECT id FROM generation WHERE active")

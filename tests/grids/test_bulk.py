@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from shapely.geometry import MultiPoint, box
 
 from grids.bulk import GridIndex
-from grids.locate import find_grid, resolve_generation
-from grids.store import load_city
+from grids.locate import find_grid
+from grids.store import load_city, resolve_generation
 from tests.factories import X0, Y0, TinyCity, tiny_city
 
 G1, G2, G3 = "990101001001001", "990101001001002", "990101002001001"

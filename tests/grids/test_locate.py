@@ -8,7 +8,8 @@ import pytest
 
 from gis.coords import wgs_to_bd, wgs_to_gcj
 from gis.errors import BadInput, NotFound
-from grids.locate import Coverage, FarOutside, locate, mask_phone, parse_point
+from gis.privacy import mask_phone
+from grids.locate import Coverage, FarOutside, locate, parse_point
 from grids.store import load_city
 from tests.factories import X0, Y0, tiny_city
 
