@@ -16,9 +16,22 @@ def local_map(lon: float, lat: float, zoom: int = 9, tiles: str | None = None, *
     m = folium.Map(location=[lat, lon], zoom_start=zoom, tiles=None, control_scale=True, prefer_canvas=True, **kw)
     m.default_js = list(LOCAL_JS)
     m.default_css = list(LOCAL_CSS)
+    LocalAttribution().add_to(m)
     if tiles:
         folium.TileLayer(tiles=tiles, attr="intranet tiles", name="底图").add_to(m)
     return m
+
+
+class LocalAttribution(MacroElement):
+    """Leaflet's attribution prefix links to leafletjs.com; on an intranet it is plain text."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.attributionControl.setPrefix("Leaflet");
+        {% endmacro %}
+        """
+    )
 
 
 class RemoteGeoJson(MacroElement):

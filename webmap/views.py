@@ -8,8 +8,13 @@ from gis.errors import BadInput
 
 bp = Blueprint("map", __name__)
 
-# Only these npm packages' dist folders are served under /vendor.
-VENDOR = {"leaflet", "leaflet.markercluster", "leaflet.heat"}
+# Only these built files of the npm packages are served under /vendor (never sources, maps or demos).
+VENDOR = {
+    "leaflet": {"dist/leaflet.js", "dist/leaflet.css"},
+    "leaflet.markercluster": {"dist/leaflet.markercluster.js", "dist/MarkerCluster.css",
+                              "dist/MarkerCluster.Default.css"},
+    "leaflet.heat": {"dist/leaflet-heat.js"},
+}
 COUNTY_STYLE = "function (f) { return {color: '#b2182b', weight: 3, fill: false}; }"
 TOWNSHIP_STYLE = "function (f) { return {color: '#2166ac', weight: 1.5, fill: false, dashArray: '4 3'}; }"
 GRID_STYLE = ("function (f) { return {color: '#4d9221', weight: 0.6, fillColor: "
@@ -26,7 +31,8 @@ def vendor(package: str, path: str):
     """Front-end libraries installed from npm, served locally."""
     from webmap import ASSETS
 
-    if package not in VENDOR or not path.startswith("dist/"):
+    files = VENDOR.get(package, set())
+    if path not in files and not (package == "leaflet" and path.startswith("dist/images/") and ".." not in path):
         abort(404)
     return send_from_directory(ASSETS / package, path, max_age=86400)
 
@@ -61,7 +67,7 @@ def layer(layer: str):
     if gen is not None:
         if not gen.isdigit() or len(gen) > 9:
             raise BadInput("generation must be a generation number", field="generation")
-        from grids.generations import resolve_generation
+        from grids.store import resolve_generation
 
         gen = resolve_generation(db(), int(gen))
     fc = layer_geojson(db(), layer, level=level, parent=parent, simplify_m=simplify, generation=gen)

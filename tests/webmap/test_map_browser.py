@@ -51,3 +51,17 @@ def test_city_map_renders_counties_townships_grids(server):
     external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', dom)
     assert external == [], external  # every script and stylesheet is served by the app
     assert "/vendor/leaflet/dist/leaflet.js" in dom
+    assert "leafletjs.com" not in dom  # no link to the internet either (intranet)
+
+
+def test_vendor_serves_built_files_only(server):
+    import urllib.error
+    import urllib.request
+
+    assert urllib.request.urlopen(server + "/vendor/leaflet/dist/leaflet.js").status == 200
+    assert urllib.request.urlopen(server + "/vendor/leaflet/dist/images/marker-icon.png").status == 200
+    for path in ("/vendor/leaflet/dist/leaflet-src.js", "/vendor/leaflet.heat/demo/index.html",
+                 "/vendor/leaflet/package.json", "/vendor/other/dist/x.js"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(server + path)
+        assert e.value.code == 404, path
