@@ -201,7 +201,8 @@ class CaseService:
         from grids.geocode import geocode
 
         res = geocode(self.gazetteer(), text).to_dict()
-        out["geocode"] = {k: res.get(k) for k in ("status", "precision", "confidence", "normalized")}
+        # components: what the geocoder recognised and what not (村: 未找到 新兴村), shown beside the case
+        out["geocode"] = {k: res.get(k) for k in ("status", "precision", "confidence", "normalized", "components")}
         matched = res.get("matched") or {}
         if res.get("status") == "matched" and (res.get("confidence") or 0) >= self.config.geocode_confident \
                 and matched.get("grid_code") and matched.get("lon") is not None:

@@ -675,6 +675,8 @@ def _components(gaz: Gazetteer, p: _Parsed, top: _Cand | None, hits: list[Hit]) 
         if label in out and out[label] != value and (h.kind not in used or used[h.kind] != h.key):
             continue
         out[label] = value
+    if p.group and "组" not in out:
+        out["组"] = f"{p.group}组"
     for kind, span in p.unknown_places:
         out[_LABELS[kind]] = f"未找到 {span}"
     for label, value, suffix in (("门牌", p.door, "号"), ("楼栋", p.building, "号楼"), ("单元", p.unit, "单元")):
