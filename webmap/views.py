@@ -20,6 +20,10 @@ VENDOR = {
     "leaflet.vectorgrid": {"dist/Leaflet.VectorGrid.bundled.min.js"},
     "echarts": {"dist/echarts.min.js"},
     "@fontsource/noto-sans-sc": {"400.css", "700.css"},
+    # folium's HeatMapWithTime (township review): time dimension control and heatmap.js with its Leaflet layer
+    "leaflet-timedimension": {"dist/leaflet.timedimension.min.js", "dist/leaflet.timedimension.control.min.css"},
+    "iso8601-js-period": {"iso8601.js"},
+    "heatmap.js": {"build/heatmap.min.js", "plugins/leaflet-heatmap/leaflet-heatmap.js"},
 }
 # Font subsets of the weights we use (woff2 only: every browser we support reads it).
 FONT_FILE = re.compile(r"^files/noto-sans-sc-\d+-(400|700)-normal\.woff2$")
