@@ -164,14 +164,9 @@ class CaseService:
         self.reference()  # refreshes the fingerprint that decides whether the gazetteer is still current
         if self._gazetteer is None:
             from grids.geocode import Gazetteer
+            from grids.store import gazetteer_rows
 
-            regions = self.db.fetchall("SELECT code, level, name, short_name, parent_code FROM region "
-                                       "WHERE generation = (SELECT id FROM generation WHERE active)")
-            roads = self.db.fetchall("SELECT name, county_code, aliases, old_names FROM road")
-            addresses = self.db.fetchall(
-                "SELECT code, full_text, county_code, township_code, village_code, road, door_no, compound, "
-                "building, unit, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM address")
-            self._gazetteer = Gazetteer.from_rows(regions, roads, addresses)
+            self._gazetteer = Gazetteer.from_rows(*gazetteer_rows(self.db))
         return self._gazetteer
 
     # -- location -------------------------------------------------------------------------------
