@@ -178,6 +178,15 @@ def village_stems(name: str) -> list[str]:
     return []
 
 
+def township_stems(name: str) -> list[str]:
+    """A township's name as callers shorten it: 孤家子镇 → 孤家子, 叶赫满族镇 → 叶赫 (at least 2 characters)."""
+    base = normalize_text(name)
+    for suffix in ("满族镇", "满族乡", "蒙古族乡", "街道", "镇", "乡"):
+        if base.endswith(suffix) and len(base) - len(suffix) >= 2:
+            return [base[: -len(suffix)]]
+    return []
+
+
 def compound_variants(name: str) -> list[tuple[str, float]]:
     """Normalised spellings of a compound (小区/屯/组) name: full, and without '小区'."""
     base = normalize_text(name)

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gis.errors import BadInput
-from grids.addrnorm import compound_variants, group_number, is_hamlet_name, name_variants, normalize_text, village_stems
+from grids.addrnorm import (
+    compound_variants,
+    group_number,
+    is_hamlet_name,
+    name_variants,
+    normalize_text,
+    township_stems,
+    village_stems,
+)
 
 PROVINCES = (
     "北京市", "天津市", "上海市", "重庆市", "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省",
@@ -91,7 +99,10 @@ class Gazetteer:
         self.region_summary: dict[str, Entity] = {}
         self.children: dict[str, list[str]] = {}             # region code -> child region codes
         self.fuzzy_names: dict[str | None, list[str]] = {}
+        self._pools: dict[tuple, list[str]] = {}
         self.norm: list[tuple] = []   # per address: (road, compound, hamlet, group) keys, door, building, unit
+        self.addr_keys: list[frozenset] = []      # per address: its (kind, *key) entity keys
+        self.addr_regions: list[tuple] = []       # per address: (village, township, county) codes
         self.ids: dict = {}           # interned keys/codes -> int, for vectorised scoring
         self.idarr = None
         self.lonlat = None
@@ -144,9 +155,9 @@ class Gazetteer:
                 for text, q in name_variants(name, level):
                     v = via if q == 1.0 else "stripped"
                     self._lex(text, Hit(level, (code,), q * VIA_FACTOR[v], v, text))
-                if level == "village":
-                    # "新发三组": the village named without 村; only read when a group, hamlet or landmark follows
-                    for stem in village_stems(name):
+                if level in ("village", "township"):
+                    # "新发三组", "孤家子新发村": named without 村 / 镇; only read where the next word says so
+                    for stem in (village_stems(name) if level == "village" else township_stems(name)):
                         self._lex(stem, Hit(level, (code,), VIA_FACTOR["stem"] * VIA_FACTOR[via], "stem", stem))
 
     def _add_roads(self, roads: list[dict]) -> dict[tuple, str]:
@@ -213,6 +224,9 @@ class Gazetteer:
             unit = normalize_text(str(a.get("unit") or "")) or None
             keys = (road_key, comp_key, hamlet_key, group_key)
             self.norm.append((keys, door, building, unit))
+            self.addr_keys.append(frozenset((kind,) + key for kind, key in zip(ENTITY_KINDS, keys, strict=True)
+                                            if key))
+            self.addr_regions.append((village, str(a["township_code"]), county))
             ids.append([intern(road_key), intern(comp_key), intern(hamlet_key), intern(group_key), intern(door),
                         intern(building), intern(unit), intern(village), intern(str(a["township_code"])),
                         intern(county)])
@@ -290,6 +304,13 @@ class Gazetteer:
                 for code in self.hit_regions(h):
                     names.setdefault(code, set()).add(text)
         self.fuzzy_names = {k: sorted(v) for k, v in names.items()}
+
+    def fuzzy_pool(self, scope: tuple) -> list[str]:
+        """Sorted names to fuzzy-match against within region codes `scope` ((None,) = everywhere), cached."""
+        pool = self._pools.get(scope)
+        if pool is None:
+            pool = self._pools[scope] = sorted({c for k in scope for c in self.fuzzy_names.get(k, ())})
+        return pool
 
     def hit_regions(self, h: Hit) -> frozenset:
         """County and township codes a named thing lies in (for scoping fuzzy matches)."""

@@ -99,19 +99,37 @@ class _Cand:
     entity_keys: frozenset = frozenset()
 
 
-@dataclass
 class GeocodeResult:
-    """Outcome of geocoding one text: status, precision, confidence, match, rivals, reasons, components."""
+    """Outcome of geocoding one text: status, precision, confidence, match; rivals, reasons and components
+    (村: 新发村 / 村: 未找到 新兴村 / 组: 3组 …) are worked out when first read (routing needs only the grid)."""
 
-    query: str
-    normalized: str
-    status: str                # matched | ambiguous | not_found
-    precision: str | None
-    confidence: float
-    matched: dict | None
-    candidates: list
-    explanation: list
-    components: dict = field(default_factory=dict)   # 村: 新发村 / 村: 未找到 新兴村 / 组: 3组 ...
+    __slots__ = ("query", "normalized", "status", "precision", "confidence", "matched", "_detail", "_done")
+
+    def __init__(self, query: str, normalized: str, status: str, precision: str | None, confidence: float,
+                 matched: dict | None, detail) -> None:
+        self.query, self.normalized, self.status, self.precision = query, normalized, status, precision
+        self.confidence, self.matched, self._detail, self._done = confidence, matched, detail, None
+
+    def _details(self) -> tuple[list, list, dict]:
+        if self._done is None:
+            self._done = self._detail()
+            self._detail = None
+        return self._done
+
+    @property
+    def candidates(self) -> list:
+        """Rival answers (up to `limit`), best first."""
+        return self._details()[0]
+
+    @property
+    def explanation(self) -> list:
+        """Why: what was read, corrected, ignored, and why the answer stops where it does."""
+        return self._details()[1]
+
+    @property
+    def components(self) -> dict:
+        """Each component of the query for the dispatcher: its name, or 未找到 / 纠正 / 不符 …"""
+        return self._details()[2]
 
     @property
     def grid_code(self) -> str | None:
@@ -132,6 +150,10 @@ class GeocodeResult:
             "candidates": self.candidates, "explanation": self.explanation,
         }
 
+    def __repr__(self) -> str:
+        return (f"GeocodeResult(status={self.status!r}, precision={self.precision!r}, "
+                f"confidence={self.confidence}, grid_code={self.grid_code!r}, query={self.query!r})")
+
 
 @dataclass
 class ReverseResult:
@@ -146,15 +168,17 @@ class ReverseResult:
 
 
 # -------------------------------------------------------------------- parsing
-def _stem_context(gaz: Gazetteer, s: str, end: int) -> bool:
-    """A village named without 村 is only read before a group, a hamlet or a landmark ('新发三组')."""
+def _stem_context(gaz: Gazetteer, s: str, end: int, kind: str) -> bool:
+    """A village named without 村 is only read before a group, a hamlet or a landmark ('新发三组'); a
+    township without 镇/乡 only before a village, hamlet, road or compound ('孤家子新发村')."""
     if end >= len(s):
         return False
-    if _GROUP_AT.match(s, end) or starts_with_landmark(s, end):
+    if kind == "village" and (_GROUP_AT.match(s, end) or starts_with_landmark(s, end)):
         return True
+    follow = ("hamlet",) if kind == "village" else ("village", "hamlet", "road", "compound")
     for length in gaz.lex_lengths.get(s[end], ()):
         hits = gaz.lexicon.get(s[end:end + length])
-        if hits and any(h.kind == "hamlet" for h in hits):
+        if hits and any(h.kind in follow and (h.via != "stem" or kind == "township") for h in hits):
             return True
     return False
 
@@ -180,10 +204,9 @@ def _tokenise(gaz: Gazetteer, s: str) -> tuple[list[tuple[int, int, list]], list
             if s[end - 1].isdigit() and end < n and s[end].isdigit():
                 continue
             if hits[0].via == "stem" or any(h.via == "stem" for h in hits):
-                if not _stem_context(gaz, s, end):
-                    hits = [h for h in hits if h.via != "stem"]
-                    if not hits:
-                        continue
+                hits = [h for h in hits if h.via != "stem" or _stem_context(gaz, s, end, h.kind)]
+                if not hits:
+                    continue
             found = (end, hits)
             break
         if found:
@@ -263,7 +286,7 @@ def _fuzzy(gaz: Gazetteer, p: _Parsed) -> None:
                 p.stray.append(span)
             continue
         if choices is None:
-            choices = sorted({c for k in (scope or [None]) for c in gaz.fuzzy_names.get(k, ())})
+            choices = gaz.fuzzy_pool(tuple(sorted(set(scope))) if scope else (None,))
         found = process.extract(span, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=8)
         if not found:
             if kind in _UNKNOWN_STOPS:
@@ -394,20 +417,20 @@ def _candidates(gaz: Gazetteer, p: _Parsed, hits: list[Hit], regions: dict, limi
         if p.building and (h.kind == "compound" or not p.door):
             idxs.update(gaz.by_building.get(ek + (p.building,), ()))
     cands = []
+    stated_kinds = [(j, kind, by_kind[kind], {k[0] for k in by_kind[kind]} if kind in ("group", "hamlet") else ())
+                    for j, kind in enumerate(ENTITY_KINDS) if kind in by_kind]
+    region_items = [(("village", "township", "county").index(lvl), lvl, wanted) for lvl, wanted in regions.items()]
     for i in _preselect(gaz, p, by_kind, doors, regions, idxs, limit):
         keys, door, building, unit = gaz.norm[i]
-        c = _Cand("address", 0.0, set(), [], [], addr=i,
-                  entity_keys=frozenset((kind,) + key for kind, key in zip(ENTITY_KINDS, keys, strict=True) if key))
-        for kind, key in zip(ENTITY_KINDS, keys, strict=True):
-            stated = by_kind.get(kind)
-            if not stated:
-                continue
+        c = _Cand("address", 0.0, set(), [], [], addr=i, entity_keys=gaz.addr_keys[i])
+        for j, kind, stated, villages in stated_kinds:
+            key = keys[j]
             h = stated.get(key) if key else None
             if h is not None:
                 c.score += W_ENTITY[kind] * h.quality
                 c.matched.add(kind)
                 c.qualities.append((h.quality, h.via))
-            elif key is not None and kind in ("group", "hamlet") and key[0] in {k[0] for k in stated}:
+            elif key is not None and key[0] in villages:
                 c.score -= P_PART_CONFLICT      # same village, another group / hamlet than the one stated
                 c.conflicts.append(kind)
         if p.door:
@@ -426,10 +449,20 @@ def _candidates(gaz: Gazetteer, p: _Parsed, hits: list[Hit], regions: dict, limi
                 c.conflicts.append("building")
         if p.unit and unit:
             c.score += W_UNIT if unit == p.unit else -W_UNIT
-        a = gaz.addresses[i]
-        _score_regions({lvl: (str(a[_CODE_FIELD[lvl]]),) for lvl in REGION_LEVELS}, regions, c)
+        codes = gaz.addr_regions[i]
+        for j, level, wanted in region_items:
+            q = wanted.get(codes[j])
+            if q:
+                c.score += W_REGION[level] * q
+                c.matched.add(level)
+            else:
+                c.score -= P_REGION_CONFLICT
+                c.conflicts.append(level)
         cands.append(c)
+    reached = set().union(*(c.entity_keys for c in cands)) if cands else set()
     for h in hits:
+        if (h.kind,) + h.key in reached:
+            continue          # its address candidates already speak for it (and score higher)
         ent = gaz.entities[(h.kind,) + h.key]
         c = _Cand(h.kind, W_ENTITY[h.kind] * h.quality, {h.kind}, [], [(h.quality, h.via)], entity=ent,
                   entity_keys=frozenset([(h.kind,) + h.key]))
@@ -563,12 +596,12 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
         cands = _region_fallback(gaz, regions, stop) if stop != "city" else []
     else:
         cands = _candidates(gaz, p, hits, regions, limit)
-    explanation = _explain(p)
     if not cands:
-        explanation.append("no region, road or compound recognised" if not p.unknown_places
-                           else "the named place is not in the gazetteer; nothing known to answer with")
-        return GeocodeResult(text, p.normalized, "not_found", None, 0.0, None, [], explanation,
-                             _components(gaz, p, None, hits))
+        def detail_none():
+            why = _explain(p) + ["no region, road or compound recognised" if not p.unknown_places
+                                 else "the named place is not in the gazetteer; nothing known to answer with"]
+            return [], why, _components(gaz, p, None, hits)
+        return GeocodeResult(text, p.normalized, "not_found", None, 0.0, None, detail_none)
 
     cands.sort(key=lambda c: (-c.score, c.kind != "address"))
     best = cands[0].score
@@ -593,27 +626,42 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
         if level not in REGION_LEVELS or len(keys - {None}) > 1:
             ambiguous = True
 
+    stated = {k for k, v in (("door", p.door), ("building", p.building), ("group", p.group)) if v}
+    stated |= {h.kind for h in hits if h.kind in ENTITY_KINDS and not h.via.startswith("fuzzy")}
+    missing = stated - top.matched
     grids = frozenset().union(*(_grids(gaz, c) for c in tied))
-    grid_code = next(iter(grids)) if len(grids) == 1 and stop is None else None
+    # a named group / hamlet / road / compound the answer does not contain is a place we do not know: no grid
+    grid_code = next(iter(grids)) if len(grids) == 1 and stop is None and not (missing & set(ENTITY_KINDS)) \
+        else None
     matched = _matched(gaz, precision, tied, grid_code) if precision is not None else None
     status = "ambiguous" if ambiguous else ("matched" if precision else "not_found")
     if ambiguous:
         confidence = 0.4 if precision else 0.0
-        explanation.append(f"{len(tied)} places fit equally well; answering only at {precision or 'no'} level")
     elif precision:
         confidence = _confidence(precision, top, runner, p)
+        if missing:
+            # the answer leaves out something the caller said (a group this village lacks, a door not there)
+            confidence = min(confidence, CONFLICT_CAP)
     else:
         confidence = 0.0
-    if stop is not None:
-        names = "、".join(span for _, span in p.unknown_places)
-        explanation.append(f"not in the gazetteer: {names}; answering at {precision or 'no'} level, no grid")
-    if top.conflicts:
-        explanation.append("conflicting: " + ", ".join(top.conflicts))
-    if precision and grid_code is None and stop is None and precision not in ("building", "door"):
-        explanation.append(f"{precision} spans several grids; no grid chosen")
-    shown = [c for c in cands if c is not top][: max(0, limit)]
-    return GeocodeResult(text, p.normalized, status, precision, round(confidence, 4), matched,
-                         [_cand_dict(gaz, c) for c in shown], explanation, _components(gaz, p, top, hits))
+
+    def detail():
+        why = _explain(p)
+        if ambiguous:
+            why.append(f"{len(tied)} places fit equally well; answering only at {precision or 'no'} level")
+        elif precision and missing:
+            why.append("not found in the answer: " + ", ".join(sorted(missing)))
+        if stop is not None:
+            names = "、".join(span for _, span in p.unknown_places)
+            why.append(f"not in the gazetteer: {names}; answering at {precision or 'no'} level, no grid")
+        if top.conflicts:
+            why.append("conflicting: " + ", ".join(top.conflicts))
+        if precision and grid_code is None and stop is None and precision not in ("building", "door"):
+            why.append(f"{precision} spans several grids; no grid chosen")
+        shown = [c for c in cands if c is not top][: max(0, limit)]
+        return [_cand_dict(gaz, c) for c in shown], why, _components(gaz, p, top, hits, missing)
+
+    return GeocodeResult(text, p.normalized, status, precision, round(confidence, 4), matched, detail)
 
 
 def _explain(p: _Parsed) -> list[str]:
@@ -640,10 +688,11 @@ def _explain(p: _Parsed) -> list[str]:
     return explanation
 
 
-def _components(gaz: Gazetteer, p: _Parsed, top: _Cand | None, hits: list[Hit]) -> dict:
+def _components(gaz: Gazetteer, p: _Parsed, top: _Cand | None, hits: list[Hit], missing=frozenset()) -> dict:
     """What the dispatcher sees: each component of the query, recognised (name) or not (未找到 …)."""
     out: dict[str, str] = {}
     conflicts = set(top.conflicts) if top else set()
+    conflicts |= {f"{m} not found" if m in ("door", "building") else m for m in missing}
     used = {}
     if top is not None:
         if top.addr is not None:
@@ -675,14 +724,14 @@ def _components(gaz: Gazetteer, p: _Parsed, top: _Cand | None, hits: list[Hit]) 
         if label in out and out[label] != value and (h.kind not in used or used[h.kind] != h.key):
             continue
         out[label] = value
-    if p.group and "组" not in out:
-        out["组"] = f"{p.group}组"
+    if p.group and ("组" not in out or "group" in missing):
+        out["组"] = f"{p.group}组" if "group" not in missing else f"未找到 {p.group}组"
     for kind, span in p.unknown_places:
         out[_LABELS[kind]] = f"未找到 {span}"
     for label, value, suffix in (("门牌", p.door, "号"), ("楼栋", p.building, "号楼"), ("单元", p.unit, "单元")):
         if value:
-            out[label] = f"{value}{suffix}" + (" 不符" if (label == "门牌" and ("door" in conflicts or
-                                                                          "door not found" in conflicts)) else "")
+            bad = {"门牌": "door", "楼栋": "building"}.get(label)
+            out[label] = f"{value}{suffix}" + (" 不符" if bad and ({bad, f"{bad} not found"} & conflicts) else "")
     if p.landmarks:
         out["地标"] = "、".join(p.landmarks)
     if p.stray:
