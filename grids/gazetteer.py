@@ -304,6 +304,14 @@ class Gazetteer:
                 for code in self.hit_regions(h):
                     names.setdefault(code, set()).add(text)
         self.fuzzy_names = {k: sorted(v) for k, v in names.items()}
+        # the pools queries use (everywhere; a county; a township with the roads of its county), built now so
+        # that the first query in a township is as fast as the next one
+        self.fuzzy_pool((None,))
+        for code, reg in self.regions.items():
+            if reg["level"] == "county":
+                self.fuzzy_pool((code,))
+            elif reg["level"] == "township":
+                self.fuzzy_pool(tuple(sorted({code, str(reg.get("parent_code") or "")})))
 
     def fuzzy_pool(self, scope: tuple) -> list[str]:
         """Sorted names to fuzzy-match against within region codes `scope` ((None,) = everywhere), cached."""

@@ -628,7 +628,7 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
 
     stated = {k for k, v in (("door", p.door), ("building", p.building), ("group", p.group)) if v}
     stated |= {h.kind for h in hits if h.kind in ENTITY_KINDS and not h.via.startswith("fuzzy")}
-    missing = stated - top.matched
+    missing = stated - top.matched if stop is None else set()   # below an unknown name nothing is judged
     grids = frozenset().union(*(_grids(gaz, c) for c in tied))
     # a named group / hamlet / road / compound the answer does not contain is a place we do not know: no grid
     grid_code = next(iter(grids)) if len(grids) == 1 and stop is None and not (missing & set(ENTITY_KINDS)) \

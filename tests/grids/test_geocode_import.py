@@ -61,3 +61,29 @@ def test_bad_group_value_is_refused(db, tmp_path):
                    encoding="utf-8")
     report = import_records(db, "addresses", read_records("addresses", csv))
     assert [f.kind for f in report.findings] == ["bad_value"] and "村民小组" in report.findings[0].message
+
+
+def test_road_aliases_and_old_names_from_a_roads_file(db, tmp_path):
+    import_boundaries(db, read_regions(DATA / "regions.gpkg"), read_grids(DATA / "grids.geojson"), "test",
+                      commit=True, activate=True)
+    assert import_records(db, "addresses", read_records("addresses", DATA / "addresses.csv"), commit=True).ok
+    roads = tmp_path / "roads.csv"
+    roads.write_text("路名,县区编码,别名,旧路名\n滨河路,990701,滨河大道,河滨路；沿河路\n", encoding="utf-8")
+    report = import_records(db, "roads", read_records("roads", roads), commit=True)
+    assert report.ok, report.to_dict()
+    again = import_records(db, "roads", read_records("roads", roads), commit=True)   # upsert, no duplicate
+    assert again.ok and db.fetchone("SELECT count(*) AS n FROM road")["n"] == 1
+    gaz = Gazetteer.from_rows(*gazetteer_rows(db))
+    for name in ("滨河大道", "沿河路"):
+        res = geocode(gaz, f"河东区{name}1号")
+        assert res.confident and res.matched["code"] == "99070100100100001", res.to_dict()
+        assert res.components["道路"].startswith("滨河路（"), res.components
+
+
+def test_road_in_unknown_county_is_refused(db, tmp_path):
+    import_boundaries(db, read_regions(DATA / "regions.gpkg"), read_grids(DATA / "grids.geojson"), "test",
+                      commit=True, activate=True)
+    roads = tmp_path / "roads.csv"
+    roads.write_text("name,county_code,aliases\n滨河路,990799,\n", encoding="utf-8")
+    report = import_records(db, "roads", read_records("roads", roads))
+    assert [f.kind for f in report.findings] == ["unknown_region"]
