@@ -44,6 +44,9 @@ BODY_SUFFIXES = {
     "village": ("居委会", "居民委员会", "社区居委会", "社区居民委员会", "村委会", "村民委员会", "村委", "两委"),
 }
 CENTER_SUFFIXES = ("综治中心", "综治办", "综合治理中心", "社会治理中心")
+LEVEL_WORDS = {"city": ("市", "本市", "市级", "市里"),
+               "county": ("区", "县", "本区", "本县", "县级", "区级", "县里", "区里"),
+               "township": ("镇", "乡", "街道", "乡镇")}
 UNRESOLVED_FLOOR = "county"   # a mention that fits nobody: handled no lower than the county (举报 default)
 MIN_CONTAINED = 3             # a spelling found inside a longer mention must be at least this long
 FUZZY_CUTOFF = 75.0
@@ -105,6 +108,7 @@ class Directory:
             """The ways to say where a body is: '', its region (甲区, 铁西区, 铁西) and, with depth 2, the region
             above too (测试市甲区) — the nearest levels only, so the index stays small."""
             chain = []
+            own = by_code.get(code or "", {}).get("level")
             while code and code in by_code and len(chain) < depth:
                 chain.append(region_names(by_code[code]))
                 code = by_code[code].get("parent_code")
@@ -112,6 +116,7 @@ class Directory:
             for names in chain:  # nearest first: 甲区, then 测试市 + 甲区
                 tails = [n + t for n in names for t in tails]
                 out += tails
+            out += LEVEL_WORDS.get(own, ())  # 市住建局, 区住建局, 县信访局
             return list(dict.fromkeys(out))
 
         for r in regions:

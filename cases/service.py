@@ -829,6 +829,11 @@ class CaseService:
             c["category_code"] = override["category_code"]
         if escalation_level:
             c["escalation_level"] = escalation_level
+        elif review and case.get("id"):
+            # The level the guard's floor raised the case to goes with the floor; real escalations stay.
+            row = self.db.fetchone("SELECT max(array_position(%s, data->>'to_level')) AS i FROM case_event "
+                                   "WHERE case_id = %s AND action = 'escalate'", (list(routing_mod.LEVELS), case["id"]))
+            c["escalation_level"] = routing_mod.LEVELS[row["i"] - 1] if row and row["i"] else None
         elif case.get("handling_level") in ("township", "county", "city"):
             c["escalation_level"] = case["handling_level"]
         officer = self._officer_code(c.get("grid_code"))
