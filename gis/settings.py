@@ -11,6 +11,7 @@
 | GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+| GRIDGOV_SECURE_COOKIES   | 1 behind HTTPS: session cookie `Secure` (`__Host-`), HSTS    | 0              |
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Settings:
     demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
+    secure_cookies: bool = False
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -56,6 +58,7 @@ class Settings:
             "secret_key": "***" if self.secret_key else "(generated)",
             "demo_cases": self.demo_cases,
             "seed": self.seed,
+            "secure_cookies": self.secure_cookies,
         }
 
 
@@ -67,6 +70,15 @@ def _int(env, name, default):
         return int(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name}={raw!r} is not an integer") from None
+
+
+def _flag(env, name) -> bool:
+    raw = (env.get(PREFIX + name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{PREFIX}{name}={raw!r} is not a flag (use 1 or 0)")
 
 
 def session_secret(settings: Settings) -> str:
@@ -104,6 +116,7 @@ def load_settings(env: dict | None = None) -> Settings:
         demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+        secure_cookies=_flag(env, "SECURE_COOKIES"),
     )
     if s.db_pool_max < 1:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX must be at least 1, got {s.db_pool_max}")
