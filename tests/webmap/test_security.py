@@ -182,10 +182,11 @@ def test_unknown_usernames_take_as_long_as_known_ones(app, db):
         assert c.post("/api/login", json={"username": name, "password": "wrong-password"}).status_code == 401
         return time.perf_counter() - t
 
-    known = statistics.median(timed("real") for _ in range(4))
-    unknown = statistics.median(timed(f"ghost{i}") for i in range(4))
+    pairs = [(timed("real"), timed(f"ghost{i}")) for i in range(5)]  # interleaved: load affects both alike
+    known = statistics.median(k for k, _ in pairs)
+    unknown = statistics.median(u for _, u in pairs)
     assert known > 0.01  # a real hash was checked
-    assert 0.5 < unknown / known < 2, (known, unknown)
+    assert 0.33 < unknown / known < 3, pairs  # before: 3 ms against 97 ms
 
 
 def test_bad_credentials_are_4xx(app):
