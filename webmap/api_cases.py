@@ -116,7 +116,12 @@ def new_token():
 @bp.post("/api/cases")
 @login_required
 def intake():
-    """Register a case (any channel); idempotent on submission_key."""
+    """Register a case (any channel); idempotent on submission_key. Multipart: JSON in `case`, photos in
+    `photo` (webmap.api_attachments)."""
+    if request.mimetype == "multipart/form-data":
+        from webmap.api_attachments import intake_with_photos
+
+        return intake_with_photos()
     case = service().intake(_json(), current_user())
     return jsonify(case), 200 if case.get("duplicate_submission") else 201
 
