@@ -296,7 +296,7 @@
       '<label for="case-photo-input">添加照片（每次最多 ' + L_.max_photos + " 张）</label>" +
       '<input id="case-photo-input" type="file" accept="image/jpeg,image/png,image/webp" capture="environment" multiple>' : "") +
       "</div>";
-    h += '<div class="m-card"><h3>办理时限</h3>' + deadlinesHtml(c) + "</div>";
+    h += '<div class="m-card" id="case-deadlines"><h3>办理时限</h3>' + deadlinesHtml(c) + "</div>";
     h += '<div class="m-card"><h3>办理经过</h3><ol class="m-timeline" id="case-events">' + c.events.slice().reverse().map(eventHtml).join("") + "</ol></div>";
     $("v-case").innerHTML = h;
     if (c.lon !== null && c.lon !== undefined) { caseMap(c); }
