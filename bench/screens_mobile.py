@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     out = Path(a.out)
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=ARGS)
-        ctx = b.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, locale="zh-CN",
+        ctx = b.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
                             timezone_id="Asia/Shanghai", is_mobile=True, has_touch=True)
         page = ctx.new_page()
         errors = []
