@@ -53,11 +53,6 @@ class Conflict(GridgovError):
     code = "conflict"
 
 
-class PayloadTooLarge(GridgovError):
-    status = 413
-    code = "too_large"
-
-
 class Unprocessable(GridgovError):
     status = 422
     code = "unprocessable"

@@ -31,7 +31,7 @@ from gis.errors import BadInput, Forbidden, PayloadTooLarge, UnsupportedMediaTyp
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON_MAX_BYTES = 256 * 1024           # any JSON body (a case with a long letter is ~20 KB)
-MAX_CONTENT_LENGTH = 20 * 1024 * 1024  # multipart uploads (attachments)
+MAX_CONTENT_LENGTH = 26 * 1024 * 1024  # multipart uploads: three 8 MB photos + the form (cases.attachments)
 MAX_ARG_LEN = 400
 MAX_ARGS = 40
 # Paths whose answers carry personal data or credentials even when unauthenticated (login) — never cached.
