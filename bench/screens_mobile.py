@@ -43,10 +43,13 @@ def main(argv=None) -> None:
         page.wait_for_selector(".m-item, .m-empty")
         page.wait_for_timeout(600)
         page.screenshot(path=str(out / "screenshot-mobile.png"), full_page=a.full)
-        if a.case:
-            page.goto(f"{a.base}/m#/case/{a.case}")
-        else:
-            page.click(".m-item >> nth=0")
+        case_id = a.case
+        if not case_id:  # the most urgent case the officer can act on (else the first of the list)
+            cases = page.request.get(a.base + "/api/cases?open=1&limit=500").json()["cases"]
+            workable = [c for c in cases if c["status"] in ("dispatched", "signed", "handling")
+                        and c["handling_level"] in ("grid", "village")]
+            case_id = (workable or cases)[0]["id"]
+        page.goto(f"{a.base}/m#/case/{case_id}")
         page.wait_for_selector("#case-title")
         page.wait_for_timeout(1200)
         page.screenshot(path=str(out / "screenshot-mobile-case.png"), full_page=a.full)

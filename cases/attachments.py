@@ -124,6 +124,12 @@ def _visible_case(cur, user: User, case_id: int, lock: bool = False) -> dict:
     return dict(row)
 
 
+def require_visible(db, user: User, case_id: int) -> None:
+    """NotFound unless the user may see the case (case_scope)."""
+    with db.cursor() as cur:
+        _visible_case(cur, user, case_id)
+
+
 def _registered_by(cur, user: User, case_id: int) -> bool:
     cur.execute("SELECT 1 FROM case_event WHERE case_id = %s AND action = 'receive' AND actor_id = %s",
                 (case_id, user.id))
@@ -216,8 +222,7 @@ def list_attachments(db, user: User, case_id: int) -> list[dict]:
     rows = db.fetchall(f"SELECT {ATTACH_COLUMNS} FROM case_attachment a JOIN case_record c ON c.id = a.case_id "
                        f"WHERE a.case_id = %(cid)s AND {scope} ORDER BY a.id", {**params, "cid": int(case_id)})
     if not rows:
-        with db.cursor() as cur:
-            _visible_case(cur, user, case_id)  # 404 for a case the user may not see
+        require_visible(db, user, case_id)  # 404 for a case the user may not see
     return [_meta(r) for r in rows]
 
 

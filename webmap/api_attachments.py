@@ -71,6 +71,7 @@ def list_attachments(case_id: int):
 def upload(case_id: int):
     """Add 1–3 photos (multipart `photo`). Who: the case's handler, intake/upper centers of its jurisdiction,
     or whoever registered it; the case must be visible (case_scope) and still open."""
+    att.require_visible(_db(), current_user(), case_id)  # a case the user may not see is 404, whatever the body
     if request.mimetype != "multipart/form-data":
         raise BadInput("upload photos as multipart/form-data with parts named photo", field="photo")
     photos = _uploaded_photos()

@@ -141,7 +141,7 @@ def test_photo_upload_appears_on_the_case(city, live_app, open_page):
     page = phone(open_page, base)
     cid = city["ids"]["K-new"]
     page.click(f'[data-case="{cid}"]')
-    page.wait_for_selector("#case-photo-input")
+    page.wait_for_selector("#case-photo-input", state="attached")  # hidden behind its 添加照片 label
     page.set_input_files("#case-photo-input", files=[{"name": "现场.jpg", "mimeType": "image/jpeg",
                                                       "buffer": jpeg_bytes()}])
     page.wait_for_selector("#case-photos img")

@@ -56,7 +56,12 @@
   }
   // The countdown of a case from the JSON the API already computes (next milestone, due, overdue, hours left).
   function urgency(c) {
-    if (!c.next_due_at) { return {cls: "u-none", text: c.status === "replied" ? "已答复，待群众评价" : "无办理时限", sub: ""}; }
+    if (!c.next_due_at) {
+      var waiting = {received: "等待受理派单", accepted: "等待受理派单", replied: "已答复，待群众评价",
+                     evaluated: "已评价，待办结", closed: "已办结"}[c.status];
+      var other = !waiting && (c.handle_due_at || c.reply_due_at);  // e.g. a 信访 case: its 办结 deadline
+      return {cls: "u-none", text: waiting || (other ? "办结时限 " + shortTime(other) : "无办理时限"), sub: ""};
+    }
     var hrs = c.remaining_hours;
     if (c.next_due_at) { hrs = (new Date(c.next_due_at) - Date.now()) / 3600000; }
     var ms = L_.milestones[c.next_milestone] || c.next_milestone;
@@ -114,7 +119,14 @@
   // -- list ---------------------------------------------------------------------------------------
   function loadList() {
     return Promise.all([api("GET", "/api/cases/counts"), api("GET", "/api/cases?open=1&limit=500")]).then(function (r) {
-      state.counts = r[0]; state.cases = r[1].cases; state.listAt = new Date();
+      state.counts = r[0]; state.listAt = new Date();
+      // Cases with a running deadline first, nearest first (the server's urgency order within); cases that
+      // wait for dispatch or for the citizen after them.
+      state.cases = r[1].cases.map(function (c, i) { return [c, i]; }).sort(function (a, b) {
+        var da = a[0].next_due_at ? Date.parse(a[0].next_due_at) : Infinity;
+        var db = b[0].next_due_at ? Date.parse(b[0].next_due_at) : Infinity;
+        return da === db ? a[1] - b[1] : da - db;
+      }).map(function (x) { return x[0]; });
       renderList();
     }).catch(function (e) { toast(errText(e)); });
   }
@@ -132,8 +144,14 @@
   }
   function renderList() {
     var me = state.me, cnt = state.counts.counts;
-    $("m-who").innerHTML = "<b>" + esc(me.display_name || me.username) + "</b><span>" + esc(me.role_label) +
-      (me.grid_code ? " · 网格 " + esc(me.grid_code) : "") + "</span>";
+    $("m-who").innerHTML = "<b>" + esc(me.display_name || me.username) + '</b><span id="m-grid-name">' +
+      esc(me.role_label) + (me.grid_code ? " · " + esc(me.grid_code) : "") + "</span>";
+    if (me.grid_code) {
+      gridLayer(me.region_code).then(function (fc) {
+        var f = fc && fc.features.filter(function (x) { return x.properties.code === me.grid_code; })[0];
+        if (f && $("m-grid-name")) { $("m-grid-name").textContent = me.role_label + " · " + f.properties.name; }
+      }).catch(function () {});
+    }
     $("m-counters").innerHTML = GROUPS.map(function (g) {
       return '<button type="button" class="m-counter c-' + g[0] + '" data-filter="' + g[0] + '" aria-pressed="' +
         (state.filter === g[0]) + '"><b data-count="' + g[0] + '">' + cnt[g[0]] + "</b><span>" + g[1] + "</span></button>";
@@ -204,7 +222,7 @@
     return hl;
   }
   function newMap(el) {
-    var map = L.map(el, {zoomControl: true, attributionControl: false, tap: true});
+    var map = L.map(el, {zoomControl: true, attributionControl: false});
     return map;
   }
 
@@ -267,13 +285,11 @@
       '<dl class="m-kv"><dt>来源</dt><dd>' + esc(c.channel_label) + " · " + esc(c.kind) + "</dd>" +
       "<dt>地址</dt><dd>" + esc(c.address_text || "（按坐标定位）") + "</dd>" +
       "<dt>诉求人</dt><dd>" + (c.anonymous ? "匿名" : esc(c.reporter_name || "–")) + "</dd>" +
-      (c.reporter_phone ? "<dt>电话</dt><dd>" + (c.pii_masked ? esc(c.reporter_phone) :
-        '<a href="tel:' + esc(c.reporter_phone) + '">' + esc(c.reporter_phone) + "</a>") + "</dd>" : "") +
+      (c.reporter_phone ? "<dt>电话</dt><dd>" + esc(c.reporter_phone) + "</dd>" : "") +
       "<dt>办理层级</dt><dd>" + esc(L_.levels[c.handling_level] || c.handling_level || "–") + "</dd>" +
-      "<dt>受理时间</dt><dd>" + esc(gg.fmtTime(c.received_at)) + "</dd></dl></div>";
-    h += '<div class="m-card"><h3>位置</h3>' + (c.lon !== null && c.lon !== undefined ?
-      '<div class="m-map" id="case-map"></div><p class="m-muted">网格 ' + esc(c.grid_code || "未定位") + "</p>" :
-      '<p class="m-muted">尚未定位，等待受理员标注。</p>') + "</div>";
+      "<dt>受理时间</dt><dd>" + esc(gg.fmtTime(c.received_at)) + "</dd></dl>" +
+      (c.reporter_phone && !c.pii_masked ? '<a class="m-btn m-call" href="tel:' + esc(c.reporter_phone) +
+        '">拨打诉求人电话</a>' : "") + "</div>";
     h += '<div class="m-card" id="case-actions"><h3>办理</h3>';
     if (b.actions.length) {
       h += '<div class="m-actions">' + b.actions.map(function (a) {
@@ -288,13 +304,16 @@
         "当前没有需要您办理的操作（本件由" + esc(L_.levels[c.handling_level] || "其他单位") + "办理）。") + "</p>";
     }
     h += "</div>";
+    h += '<div class="m-card"><h3>位置</h3>' + (c.lon !== null && c.lon !== undefined ?
+      '<div class="m-map" id="case-map"></div><p class="m-muted" id="case-grid">网格 ' + esc(c.grid_code || "未定位") + "</p>" :
+      '<p class="m-muted">尚未定位，等待受理员标注。</p>') + "</div>";
     h += '<div class="m-card"><h3>现场照片（' + b.attachments.length + '）</h3><div class="m-thumbs" id="case-photos">' +
       b.attachments.map(function (p) {
         return '<div class="m-thumb"><a href="' + esc(p.url) + '" target="_blank" rel="noopener"><img src="' + esc(p.url) +
           '" alt="现场照片 ' + esc(p.file_name) + '" loading="lazy"></a></div>';
       }).join("") + "</div>" + (b.may_attach ?
-      '<label for="case-photo-input">添加照片（每次最多 ' + L_.max_photos + " 张）</label>" +
-      '<input id="case-photo-input" type="file" accept="image/jpeg,image/png,image/webp" capture="environment" multiple>' : "") +
+      '<input id="case-photo-input" class="m-file" type="file" accept="image/jpeg,image/png,image/webp" multiple>' +
+      '<label for="case-photo-input" class="m-btn m-pick">添加照片（每次最多 ' + L_.max_photos + " 张）</label>" : "") +
       "</div>";
     h += '<div class="m-card" id="case-deadlines"><h3>办理时限</h3>' + deadlinesHtml(c) + "</div>";
     h += '<div class="m-card"><h3>办理经过</h3><ol class="m-timeline" id="case-events">' + c.events.slice().reverse().map(eventHtml).join("") + "</ol></div>";
@@ -308,13 +327,15 @@
       .addTo(map).bindTooltip("事发位置");
     gridLayer(c.village_code).then(function (fc) {
       var hl = drawGrids(map, fc, c.grid_code);
+      var f = fc && fc.features.filter(function (x) { return x.properties.code === c.grid_code; })[0];
+      if (f && $("case-grid")) { $("case-grid").textContent = "网格：" + f.properties.name + "（" + c.grid_code + "）"; }
       if (hl) { map.fitBounds(hl.getBounds().extend([c.lat, c.lon]), {padding: [12, 12], maxZoom: 17}); }
     }).catch(function () { /* the point alone is still useful */ });
   }
   function deadlinesHtml(c) {
     var d = c.deadlines || {}, ms = d.milestones || {}, done = {accept: c.accepted_at, sign: c.signed_at,
       reply: c.replied_at, handle: c.closed_at};
-    var keys = Object.keys(ms);
+    var keys = Object.keys(ms).sort(function (a, b) { return new Date(ms[a].due_at) - new Date(ms[b].due_at); });
     if (!keys.length) { return '<p class="m-muted">无</p>'; }
     return '<p class="m-muted">' + esc(d.profile_label || "") + "：" + esc(d.source || "") + "</p>" + keys.map(function (k) {
       var m = ms[k];
@@ -450,7 +471,7 @@
     $("report-pos").textContent = "正在获取定位…";
     navigator.geolocation.getCurrentPosition(function (p) {
       setPos(p.coords.latitude, p.coords.longitude, p.coords.accuracy, true);
-      reportMap.setView([p.coords.latitude, p.coords.longitude], 16);
+      reportMap.setView([p.coords.latitude, p.coords.longitude], 15);
     }, function () {
       $("report-pos").textContent = "无法获取定位，请拖动标记到事发位置";
     }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 30000});
@@ -558,6 +579,10 @@
     }
   }
   window.addEventListener("hashchange", route);
+  // Keep the list and its countdowns current while it is on screen (every 2 minutes).
+  setInterval(function () {
+    if (state.me && !$("v-list").hidden && document.visibilityState === "visible") { loadList(); }
+  }, 120000);
   fillReportSelects();
   var boot = JSON.parse(document.getElementById("m-app").getAttribute("data-me"));
   if (boot) { state.me = boot; route(); } else { showLogin(); }
