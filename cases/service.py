@@ -98,7 +98,8 @@ def flag_field(sub: dict, name: str) -> bool:
 def int_field(data: dict, name: str, lo: int = 1, hi: int = 2**62) -> int:
     """A positive integer field (JSON number or digits), within [lo, hi]."""
     v = data.get(name)
-    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).strip().isdigit():
+    if isinstance(v, bool) or not isinstance(v, (int, str)) or not (str(v).strip().isascii()
+                                                                  and str(v).strip().isdigit()):
         raise BadInput(f"{name} must be an integer", field=name)
     v = int(str(v).strip())
     if not lo <= v <= hi:
@@ -577,10 +578,13 @@ class CaseService:
     def act(self, user: User, case_id: int, action: str, reason: str | None = None,
             expected_version: int | None = None, data: dict | None = None, now: dt.datetime | None = None) -> dict:
         """Perform an action on a case the user can see; refuses illegal transitions and stale versions."""
+        from cases.action_schema import validate as validate_action_data
+
         if data is not None and not isinstance(data, dict):
             raise BadInput("action data must be a JSON object")
         # Internal keys are never taken from a client: routing changes come only from _reroute.
         data = {k: v for k, v in (data or {}).items() if k not in RESERVED_DATA_KEYS}
+        data = validate_action_data(action, data)  # per-action fields, types and bounds
         if reason is not None and not isinstance(reason, str):
             raise BadInput("reason must be text", field="reason")
         reason = text_field({"reason": reason}, "reason", max_len=1000)
