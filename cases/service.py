@@ -652,7 +652,6 @@ class CaseService:
             raise BadInput("action data must be a JSON object")
         # Internal keys are never taken from a client: routing changes come only from _reroute.
         data = {k: v for k, v in (data or {}).items() if k not in RESERVED_DATA_KEYS}
-        data = validate_action_data(action, data)  # per-action fields, types and bounds
         if reason is not None and not isinstance(reason, str):
             raise BadInput("reason must be text", field="reason")
         reason = text_field({"reason": reason}, "reason", max_len=1000)
@@ -671,6 +670,7 @@ class CaseService:
                     cur.execute("SELECT id FROM case_record WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                                 ([case_id, data["master_id"]],))
                 case = self._lock_case(cur, user, case_id)
+                data = validate_action_data(action, data)  # per-action fields and bounds, after the scope's 404
                 if expected_version is not None and expected_version != case["version"]:
                     raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
                                    f"you had {expected_version}): reload and try again", field="version",
