@@ -121,7 +121,7 @@ def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
         total = load_simulated(db, sim, generate_cases(city, n_cases, start, now, seed=seed, now=now),
                                progress=p.step)
         p.step(total, force=True)
-        db.execute("ANALYZE case_record; ANALYZE case_event")
+        db.execute("SELECT analyze_table('case_record'), analyze_table('case_event')")
     else:
         log(f"reusing {have:,} cases already loaded")
     users = seed_demo_users(db)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
+from gis.cluster import OWNER, prepare_database
 from gis.errors import ConfigError
 from gis.migrate import discover, migrate
 
 
 @pytest.fixture
 def empty_dsn(pg_cluster):
+    """An empty database owned by the owner role (PostGIS created by the superuser, as the cluster does)."""
     admin = psycopg2.connect(pg_cluster.admin_dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS mig_empty WITH (FORCE)")
-        cur.execute("CREATE DATABASE mig_empty")
-    yield f"host=127.0.0.1 port={pg_cluster.port} user=gridgov dbname=mig_empty"
+        cur.execute(f'CREATE DATABASE mig_empty OWNER "{OWNER}"')
+    prepare_database(pg_cluster.superuser_dsn("mig_empty"))
+    yield pg_cluster.role_dsn(OWNER, "mig_empty")
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS mig_empty WITH (FORCE)")
     admin.close()
