@@ -49,33 +49,28 @@ BEGIN
     RETURN NEW;
 END $$;
 
--- Chain the events already there (in id order per case).
-ALTER TABLE case_event DISABLE TRIGGER case_event_no_update;
-DO $$
-DECLARE
-    e case_event;
-    cur_case bigint;
-    prev bytea;
-    n integer;
+-- Chain the events already there (in id order per case), set-based: a running aggregate over each case's
+-- events yields each hash from the previous one.
+CREATE FUNCTION case_event_chain_step(prev bytea, e case_event, n integer) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    FOR e IN SELECT * FROM case_event ORDER BY case_id, id LOOP
-        IF cur_case IS DISTINCT FROM e.case_id THEN
-            IF cur_case IS NOT NULL THEN
-                INSERT INTO case_event_head VALUES (cur_case, n, prev);
-            END IF;
-            cur_case := e.case_id; prev := '\x'; n := 0;
-        END IF;
-        n := n + 1;
-        e.seq := n;
-        e.prev_hash := prev;
-        e.hash := case_event_digest(e);
-        UPDATE case_event SET seq = e.seq, prev_hash = e.prev_hash, hash = e.hash WHERE id = e.id;
-        prev := e.hash;
-    END LOOP;
-    IF cur_case IS NOT NULL THEN
-        INSERT INTO case_event_head VALUES (cur_case, n, prev);
-    END IF;
+    e.seq := n;
+    e.prev_hash := coalesce(prev, '\x');
+    RETURN case_event_digest(e);
 END $$;
+CREATE AGGREGATE case_event_chain_agg(case_event, integer) (SFUNC = case_event_chain_step, STYPE = bytea);
+
+CREATE TEMP TABLE chained ON COMMIT DROP AS
+SELECT id, case_id, n AS seq, h AS hash,
+       coalesce(lag(h) OVER (PARTITION BY case_id ORDER BY n), '\x') AS prev_hash
+FROM (SELECT id, case_id, n, case_event_chain_agg(e, n) OVER (PARTITION BY case_id ORDER BY n
+                                                              ROWS UNBOUNDED PRECEDING) AS h
+      FROM (SELECT e, e.id, e.case_id, (row_number() OVER (PARTITION BY e.case_id ORDER BY e.id))::integer AS n
+            FROM case_event e) s) t;
+ALTER TABLE case_event DISABLE TRIGGER case_event_no_update;
+UPDATE case_event e SET seq = c.seq, prev_hash = c.prev_hash, hash = c.hash FROM chained c WHERE c.id = e.id;
+INSERT INTO case_event_head (case_id, seq, hash)
+    SELECT DISTINCT ON (case_id) case_id, seq, hash FROM chained ORDER BY case_id, seq DESC;
 ALTER TABLE case_event ENABLE TRIGGER case_event_no_update;
 
 ALTER TABLE case_event
