@@ -410,6 +410,17 @@ class EmbeddedCluster:
             conn.close()
         prepare_database(self.superuser_dsn(DATABASE))
 
+    def recreate_database(self) -> None:
+        """Drop the gridgov database (disconnecting everyone) and create it empty, with PostGIS."""
+        conn = self._connect(self.admin_dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        finally:
+            conn.close()
+        self._ensure_database()
+
     def stop(self) -> None:
         """Stop the server cleanly (fast shutdown) if it runs."""
         if self.running_port() is None:
