@@ -36,6 +36,9 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     app.extensions["gridgov_settings"] = settings
     app.json.ensure_ascii = False
     _register_errors(app)
+    from webmap.security import csrf_token
+
+    app.jinja_env.globals["csrf_token"] = csrf_token
     from webmap import views
 
     app.register_blueprint(views.bp)

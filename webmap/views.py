@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_from_directory
 
 from gis.errors import BadInput
@@ -14,7 +17,17 @@ VENDOR = {
     "leaflet.markercluster": {"dist/leaflet.markercluster.js", "dist/MarkerCluster.css",
                               "dist/MarkerCluster.Default.css"},
     "leaflet.heat": {"dist/leaflet-heat.js"},
+    "leaflet.vectorgrid": {"dist/Leaflet.VectorGrid.bundled.min.js"},
+    "echarts": {"dist/echarts.min.js"},
+    "@fontsource/noto-sans-sc": {"400.css", "700.css"},
+    # folium's HeatMapWithTime (township review): time dimension control and heatmap.js with its Leaflet layer
+    "leaflet-timedimension": {"dist/leaflet.timedimension.min.js", "dist/leaflet.timedimension.control.min.css"},
+    "iso8601-js-period": {"iso8601.js"},
+    "heatmap.js": {"build/heatmap.min.js", "plugins/leaflet-heatmap/leaflet-heatmap.js"},
 }
+# Font subsets of the weights we use (woff2 only: every browser we support reads it).
+FONT_FILE = re.compile(r"^files/noto-sans-sc-\d+-(400|700)-normal\.woff2$")
+STATIC = Path(__file__).resolve().parent / "static"
 COUNTY_STYLE = "function (f) { return {color: '#b2182b', weight: 3, fill: false}; }"
 TOWNSHIP_STYLE = "function (f) { return {color: '#2166ac', weight: 1.5, fill: false, dashArray: '4 3'}; }"
 GRID_STYLE = ("function (f) { return {color: '#4d9221', weight: 0.6, fillColor: "
@@ -27,14 +40,25 @@ def db():
 
 
 @bp.get("/vendor/<package>/<path:path>")
-def vendor(package: str, path: str):
+@bp.get("/vendor/@<scope>/<package>/<path:path>")
+def vendor(package: str, path: str, scope: str | None = None):
     """Front-end libraries installed from npm, served locally."""
     from webmap import ASSETS
 
+    if scope is not None:
+        package = f"@{scope}/{package}"
     files = VENDOR.get(package, set())
-    if path not in files and not (package == "leaflet" and path.startswith("dist/images/") and ".." not in path):
+    ok = path in files or (package == "leaflet" and path.startswith("dist/images/") and ".." not in path) or (
+        package == "@fontsource/noto-sans-sc" and FONT_FILE.match(path))
+    if not ok:
         abort(404)
     return send_from_directory(ASSETS / package, path, max_age=86400)
+
+
+@bp.get("/static/<path:path>")
+def static(path: str):
+    """gridgov's own page scripts, styles and images."""
+    return send_from_directory(STATIC, path, max_age=300)
 
 
 @bp.get("/api/health")
