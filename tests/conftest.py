@@ -64,6 +64,19 @@ def create_test_database(cluster, prefix: str = "t_") -> str:
     return name
 
 
+def create_empty_database(cluster, name: str) -> tuple[str, str]:
+    """An empty database prepared as the cluster prepares its own (owned by the owner role, PostGIS created
+    by the superuser), replacing any of that name; returns (app DSN, owner DSN)."""
+    admin = psycopg2.connect(cluster.admin_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f'CREATE DATABASE {name} OWNER "{OWNER}"')
+    admin.close()
+    prepare_database(cluster.superuser_dsn(name))
+    return cluster.role_dsn(APP, name), cluster.role_dsn(OWNER, name)
+
+
 def drop_test_database(cluster, name: str) -> None:
     admin = psycopg2.connect(cluster.admin_dsn)
     admin.autocommit = True

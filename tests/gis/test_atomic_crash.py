@@ -59,6 +59,19 @@ def _kill_when_blocked_inside_transaction(proc: subprocess.Popen, superuser_dsn:
         mon.close()
 
 
+def _run_and_kill(args: list[str], dsn: str, blocker, superuser_dsn: str) -> None:
+    """Start the command, kill it inside its transaction (blocked by `blocker`), release, wait it out."""
+    proc = _start(args, dsn)
+    try:
+        _kill_when_blocked_inside_transaction(proc, superuser_dsn)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        if proc.poll() is None:
+            proc.kill()
+    _wait_victim_gone(superuser_dsn)
+
+
 def _wait_victim_gone(superuser_dsn: str) -> None:
     mon = psycopg2.connect(superuser_dsn)
     mon.autocommit = True
@@ -85,15 +98,7 @@ def test_import_cases_killed_mid_transaction_leaves_nothing(db, dsn, owner_dsn, 
         cur.execute("INSERT INTO case_record (case_no, submission_key, channel, kind, title, status, received_at)"
                     " VALUES ('BLOCKER', %s, '12345热线', '求决', 'x', 'received', now())",
                     (rows[24]["工单编号"],))
-    proc = _start(["import-cases", str(path), "--as-user", "disp", "--commit"], dsn)
-    try:
-        _kill_when_blocked_inside_transaction(proc, superuser_dsn)
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if proc.poll() is None:
-            proc.kill()
-    _wait_victim_gone(superuser_dsn)
+    _run_and_kill(["import-cases", str(path), "--as-user", "disp", "--commit"], dsn, blocker, superuser_dsn)
     left = db.fetchone("SELECT (SELECT count(*) FROM case_record) AS cases, (SELECT count(*) FROM case_event) AS"
                        " events, (SELECT count(*) FROM case_event_head) AS heads")
     assert left == {"cases": 0, "events": 0, "heads": 0}
@@ -124,15 +129,7 @@ def test_generation_activation_killed_mid_transaction_leaves_nothing(db, owner_d
     blocker = psycopg2.connect(owner_dsn)
     with blocker.cursor() as cur:
         cur.execute("SELECT id FROM case_record WHERE case_no = 'C-LAST' FOR UPDATE")
-    proc = _start(["generations", "activate", "2"], dsn)
-    try:
-        _kill_when_blocked_inside_transaction(proc, superuser_dsn)
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if proc.poll() is None:
-            proc.kill()
-    _wait_victim_gone(superuser_dsn)
+    _run_and_kill(["generations", "activate", "2"], dsn, blocker, superuser_dsn)
     assert db.fetchall("SELECT id, active FROM generation ORDER BY id") == before
     assert db.fetchone("SELECT grid_code, generation FROM case_record WHERE case_no = 'C-NEAR-EDGE'") == \
         {"grid_code": G2, "generation": 1}

@@ -18,10 +18,9 @@ from cases.audit import verify_event_log
 from cases.auth import create_user
 from cases.service import CaseService
 from cases.setup import seed_routing_rules
-from gis.cluster import APP, OWNER, prepare_database
 from gis.db import Database
 from grids.store import load_city
-from tests.conftest import drop_test_database
+from tests.conftest import create_empty_database, drop_test_database
 from tests.factories import X0, Y0, tiny_city
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,14 +55,7 @@ def _snapshot(db) -> dict:
 @pytest.fixture
 def empty_target(pg_cluster):
     """An empty database for the restore, prepared as the cluster prepares its own (owner, PostGIS)."""
-    admin = psycopg2.connect(pg_cluster.admin_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS restore_target WITH (FORCE)")
-        cur.execute(f'CREATE DATABASE restore_target OWNER "{OWNER}"')
-    admin.close()
-    prepare_database(pg_cluster.superuser_dsn("restore_target"))
-    yield pg_cluster.role_dsn(APP, "restore_target"), pg_cluster.role_dsn(OWNER, "restore_target")
+    yield create_empty_database(pg_cluster, "restore_target")
     drop_test_database(pg_cluster, "restore_target")
 
 

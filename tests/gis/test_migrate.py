@@ -5,24 +5,16 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from gis.cluster import OWNER, prepare_database
 from gis.errors import ConfigError
 from gis.migrate import discover, migrate
+from tests.conftest import create_empty_database, drop_test_database
 
 
 @pytest.fixture
 def empty_dsn(pg_cluster):
     """An empty database owned by the owner role (PostGIS created by the superuser, as the cluster does)."""
-    admin = psycopg2.connect(pg_cluster.admin_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS mig_empty WITH (FORCE)")
-        cur.execute(f'CREATE DATABASE mig_empty OWNER "{OWNER}"')
-    prepare_database(pg_cluster.superuser_dsn("mig_empty"))
-    yield pg_cluster.role_dsn(OWNER, "mig_empty")
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS mig_empty WITH (FORCE)")
-    admin.close()
+    yield create_empty_database(pg_cluster, "mig_empty")[1]
+    drop_test_database(pg_cluster, "mig_empty")
 
 
 def test_migrations_apply_on_empty_database(empty_dsn):
