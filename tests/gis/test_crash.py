@@ -32,9 +32,9 @@ from webmap import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASHES = 3
-ACKS_PER_ROUND = 80      # intakes acknowledged between two crashes
+ACKS_PER_ROUND = 60      # intakes acknowledged between two crashes
 WORKERS = 4
-TIME_LIMIT = 45.0        # seconds for the whole load run
+TIME_LIMIT = 120.0       # hard bound for the load run (~25 s on an idle 2-core machine)
 
 
 def _quiet(msg):
@@ -155,7 +155,7 @@ def test_kill_9_under_intake_load_loses_no_acknowledged_case(crash_app):
             crash_server(data)
             time.sleep(0.3)  # requests meanwhile answer 503
             assert restart_server(data).port == port
-        target = len(acked) + ACKS_PER_ROUND // 2  # the same pool serves again after the last restart
+        target = len(acked) + ACKS_PER_ROUND // 3  # the same pool serves again after the last restart
         while len(acked) < target and not unexpected:
             assert time.monotonic() < deadline, f"no recovery after the restart: {statuses}"
             time.sleep(0.01)
