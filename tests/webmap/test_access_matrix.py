@@ -138,6 +138,11 @@ def _request(client, rule, method, **values):
     return client.open(url, method=method, json=body)
 
 
+def _text(r) -> str:
+    """The answer as text (a photo's bytes too: reporter data must not hide in them either)."""
+    return r.get_data().decode("utf-8", "replace")
+
+
 def _check_personal(world, role, response_text: str, where: str):
     """Every reporter phone in an answer belongs to a case this role may see in full."""
     user = world["users"][role]
@@ -170,9 +175,9 @@ def test_anonymous_and_tokens_on_every_route(world, db):
             assert r.status_code < 500, where
             refused = decl.token is None or (decl.token != "public" and decl.token not in perms)
             token_refused = r.status_code == 403 and r.json["error"].get("field") == "Authorization"
-            assert token_refused == refused, (where, perms, r.status_code, r.get_data(as_text=True)[:200])
+            assert token_refused == refused, (where, perms, r.status_code, _text(r)[:200])
             if r.is_json:
-                _check_personal(world, "dispatcher", r.get_data(as_text=True), where)
+                _check_personal(world, "dispatcher", _text(r), where)
         if decl.personal or decl.case or decl.lists_cases:
             r = _request(full, rule, method, case_id=case_id, who="nostore")
             assert r.headers.get("Cache-Control") == "no-store", where
@@ -214,8 +219,8 @@ def _role_matrix(world, role):
                     assert r.status_code == 404, (w, r.status_code, r.json)
                     assert db.fetchone("SELECT version FROM case_record WHERE id = %s",
                                        (case["id"],))["version"] == before, w
-                    assert case["case_no"] not in r.get_data(as_text=True), w
-                _check_personal(world, role, r.get_data(as_text=True), w)
+                    assert case["case_no"] not in _text(r), w
+                _check_personal(world, role, _text(r), w)
                 if cell == "inside" and rule.endpoint == "cases_api.get_case":
                     row = world["rows"][case["id"]]
                     shown = r.json["reporter_phone"] == row["reporter_phone"]
@@ -228,7 +233,7 @@ def _role_matrix(world, role):
             assert r.status_code == 403, (where, r.status_code)
         elif decl.auth == "person" or decl.lists_cases or rule.endpoint in ("cases_api.me", "cases_api.intake"):
             assert r.status_code in (200, 201), (where, r.status_code, r.json)
-        text = r.get_data(as_text=True)
+        text = _text(r)
         if decl.lists_cases:
             assert world["accused"][role]["case_no"] not in text, where
             if role in HAS_OUTSIDE:
