@@ -614,14 +614,17 @@ class CaseService:
         if action == "correct_routing":
             sets.append("forwarded = true")
         if action == "reply":
+            # The handler may say whether it was solved; no default: "是否得到了解决，最终还是要群众来检验" (seed 001).
             sets.append("solved = %(solved)s")
-            params["solved"] = bool(data.get("solved", True))
+            params["solved"] = data.get("solved")
         if action == "evaluate":
             ev = data.get("evaluation")
             if ev not in ("满意", "基本满意", "不满意"):
                 raise BadInput("evaluation must be 满意, 基本满意 or 不满意", field="evaluation")
             sets.append("evaluation = %(ev)s")
             params["ev"] = ev
+            if ev == "不满意":  # the citizen's verdict overrides the handler's "solved" (seed 001)
+                sets.append("solved = false")
         if action == "merge":
             sets.append("merged_into = %(master)s")
             params["master"] = data["master_id"]

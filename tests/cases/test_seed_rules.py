@@ -203,3 +203,34 @@ def test_cli_deadline_policy_and_scheduler_now_without_offset(dsn, db, tmp_path)
     f.write_text('{"mailbox_days": 0}', encoding="utf-8")
     cp = run("deadline-policy", "set", str(f))
     assert cp.returncode != 0 and "mailbox_days" in cp.stderr
+
+
+# -- seed 001: 解决率 — the citizen decides -------------------------------------------------------------
+
+def test_a_case_closed_unsatisfied_is_not_solved(db, svc):
+    """Seed 001: "群众急难愁盼的问题是否得到了解决，最终还是要群众来检验" — 答复 does not mark a case solved by
+    itself, and a 不满意 evaluation makes it unsolved even when the handler said solved."""
+    from cases.rates import is_resolved
+
+    disp = _user(db, "disp", "dispatcher", "990100")
+    off = _user(db, "off1", "grid_officer", "990101001001", grid_code="990101001001001",
+                staff_code="990101001001001-grid_officer")
+    t0 = at(2026, 9, 14, 9)
+    sub = dict(channel="12345热线", kind="求决", category_code="CJ01", title="楼道灯不亮", content="灯坏了",
+               lon=X0 + 0.004, lat=Y0 + 0.005)
+    ids = []
+    for i, (solved, evaluation) in enumerate([(None, None), (True, "不满意"), (None, "满意")]):
+        c = svc.intake(dict(sub, title=f"楼道灯不亮{i}"), disp, now=t0)
+        data = {"reply": "已处理"} if solved is None else {"reply": "已处理", "solved": solved}
+        svc.act(off, c["id"], "sign", now=t0 + dt.timedelta(hours=1))
+        svc.act(off, c["id"], "reply", data=data, now=t0 + dt.timedelta(hours=2))
+        if evaluation:
+            svc.act(disp, c["id"], "evaluate", data={"evaluation": evaluation}, now=t0 + dt.timedelta(hours=3))
+        svc.act(disp, c["id"], "close", now=t0 + dt.timedelta(hours=4))
+        ids.append(c["id"])
+    rows = {r["id"]: r for r in db.fetchall("SELECT id, solved, evaluation, closed_at FROM case_record "
+                                            "WHERE id = ANY(%s)", (ids,))}
+    assert rows[ids[0]]["solved"] is None  # the old code stored True for every reply
+    assert rows[ids[1]]["solved"] is False
+    end = at(2026, 10, 1, 0)
+    assert [is_resolved(rows[i], end) for i in ids] == [True, False, True]
