@@ -234,3 +234,19 @@ def test_a_case_closed_unsatisfied_is_not_solved(db, svc):
     assert rows[ids[1]]["solved"] is False
     end = at(2026, 10, 1, 0)
     assert [is_resolved(rows[i], end) for i in ids] == [True, False, True]
+
+
+def test_ledger_overdue_both_ways():
+    """台账 是否超期: a merged case is not overdue ("—"); an open 信访 case past its 受理告知/办结 is."""
+    from cases.ledger import _overdue
+
+    now = at(2026, 6, 1)
+    merged = {"status": "merged", "sign_due_at": at(2026, 3, 1), "signed_at": None}
+    petition = {"status": "accepted", "deadline_profile": "petition", "accept_due_at": at(2026, 3, 17),
+                "accepted_at": at(2026, 3, 3), "handle_due_at": at(2026, 5, 6), "closed_at": None}
+    emergency = {"status": "replied", "deadline_profile": "emergency", "handle_due_at": at(2026, 3, 2, 12),
+                 "replied_at": at(2026, 3, 2, 11), "closed_at": None, "sign_due_at": at(2026, 3, 2, 10),
+                 "signed_at": at(2026, 3, 2, 9, 30)}
+    assert _overdue(merged, now) is None
+    assert _overdue(petition, now) is True
+    assert _overdue(emergency, now) is False
