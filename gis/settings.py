@@ -11,6 +11,8 @@
 | GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+| GRIDGOV_TILE_URL         | intranet XYZ tile URL ({z}/{x}/{y}) under the maps          | none           |
+| GRIDGOV_TILE_CRS         | wgs84, or gcj02 when the tiles are drawn in GCJ-02          | wgs84          |
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Settings:
     demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
+    tile_url: str | None = None
+    tile_crs: str = "wgs84"
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -56,6 +60,8 @@ class Settings:
             "secret_key": "***" if self.secret_key else "(generated)",
             "demo_cases": self.demo_cases,
             "seed": self.seed,
+            "tile_url": redact_dsn(self.tile_url) if self.tile_url else "(none)",
+            "tile_crs": self.tile_crs,
         }
 
 
@@ -104,7 +110,14 @@ def load_settings(env: dict | None = None) -> Settings:
         demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+        tile_url=env.get(PREFIX + "TILE_URL") or None,
+        tile_crs=(env.get(PREFIX + "TILE_CRS") or "wgs84").strip().lower(),
     )
+    if s.tile_crs not in ("wgs84", "gcj02"):
+        raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")
+    if s.tile_url is not None and not (s.tile_url.startswith(("http://", "https://", "/"))
+                                       and all(k in s.tile_url for k in ("{z}", "{x}", "{y}"))):
+        raise ConfigError(f"{PREFIX}TILE_URL must be an http(s) or /path URL with {{z}}, {{x}} and {{y}}")
     if s.db_pool_max < 1:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX must be at least 1, got {s.db_pool_max}")
     if s.db_port is not None and not (1 <= s.db_port <= 65535):
