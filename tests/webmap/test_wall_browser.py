@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 
 import pytest
 
@@ -29,8 +30,17 @@ def attr(page, name):
     return page.evaluate(f"document.body.getAttribute('data-{name}')")
 
 
+def wait_js(page, expr: str, timeout=15000):
+    """Poll a JS expression until truthy (page.evaluate runs outside the page's CSP; wait_for_function would
+    need 'unsafe-eval', which the wall's CSP rightly refuses)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expr):
+        assert time.monotonic() < deadline, f"timed out waiting for {expr}"
+        page.wait_for_timeout(100)
+
+
 def wait_attr(page, name, value, timeout=15000):
-    page.wait_for_function(f"document.body.getAttribute('data-{name}') === {value!r}", timeout=timeout)
+    wait_js(page, f"document.body.getAttribute('data-{name}') === {value!r}", timeout)
 
 
 def test_login_layers_kpi_drilldown_and_breadcrumb(wall, db, open_page):
@@ -71,7 +81,7 @@ def test_login_layers_kpi_drilldown_and_breadcrumb(wall, db, open_page):
     page.click(".gg-badge[data-code='990101001']")
     wait_attr(page, "crumbs", "3")
     assert page.inner_text("#wall-crumbs").split() == ["测试市", "›", "甲区", "›", "东风街道"]
-    page.wait_for_function("Number(document.body.getAttribute('data-layer-grid')) >= 3")
+    wait_js(page, "Number(document.body.getAttribute('data-layer-grid')) >= 3")
     page.locator("path.grid-990101001001001").dispatch_event("click")
     page.wait_for_selector("#grid-cases li")
     assert attr(page, "crumbs") == "4"
@@ -112,9 +122,8 @@ def test_wall_refreshes_itself_without_reloading(wall, db, open_page):
     CaseService(db).intake({"channel": "visit", "kind": "求助", "category_code": "CJ01", "title": "新来访",
                             "lon": X0 + 0.012, "lat": Y0 + 0.004, "submission_key": "wall-live"},
                            authenticate(db, "disp", wall_data.PASSWORD), now=dt.datetime.now(TZ))
-    page.wait_for_function(f"Number(document.getElementById('kpi-open').dataset.value) === {before + 1}",
-                           timeout=15000)
-    page.wait_for_function(f"document.body.getAttribute('data-updated') !== {stamp!r}", timeout=15000)
+    wait_js(page, f"Number(document.getElementById('kpi-open').dataset.value) === {before + 1}")
+    wait_js(page, f"document.body.getAttribute('data-updated') !== {stamp!r}")
     assert page.evaluate("window.__same_page") == 1
     assert page.inner_text("#wall-updated").count(":") == 2
     assert page.gg_console_errors == [] and page.gg_external == []
