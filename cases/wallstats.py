@@ -47,6 +47,11 @@ _LABEL_POINT = ("CASE WHEN ST_Covers(geom, ST_Centroid(geom)) THEN ST_Centroid(g
 TREND_DAYS = 7
 
 
+def event_labels() -> dict:
+    """Chinese labels of the loop's states and actions, for the case history on the wall."""
+    return {"states": dict(workflow.STATES), "actions": {"receive": "接诉登记", **workflow.ACTIONS}}
+
+
 def _now(now: dt.datetime | None) -> dt.datetime:
     return to_local(now) if now else dt.datetime.now(TZ)
 

@@ -51,7 +51,8 @@ def context():
     return _no_store(jsonify({"user": user.to_dict(), "region": wallstats.jurisdiction(_db(), user),
                               "zooms": ZOOMS,
                               "refresh_seconds": current_app.config.get("WALL_REFRESH_SECONDS", REFRESH_SECONDS),
-                              "status_groups": {k: v[0] for k, v in wallstats.STATUS_GROUPS.items()}}))
+                              "status_groups": {k: v[0] for k, v in wallstats.STATUS_GROUPS.items()},
+                              "labels": wallstats.event_labels()}))
 
 
 @bp.get("/api/wall/kpi")

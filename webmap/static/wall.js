@@ -289,14 +289,15 @@
 
   function addBadge(u, kind) {
     var n = u.open !== undefined ? u.open : u.n;
-    var base = kind === "county" ? 3.2 : kind === "township" ? 2.4 : kind === "grid" ? 1.9 : 2.0;
-    var px = Math.round(rem() * Math.min(base + 0.35 * Math.sqrt(n), base * 2.2));
+    var base = kind === "county" ? 3.0 : kind === "township" ? 2.2 : kind === "grid" ? 1.5 : 1.9;
+    var px = Math.round(rem() * Math.min(base + 0.3 * Math.sqrt(n), base * 2.2));
     var cls = "gg-badge" + (u.overdue ? " has-overdue" : "") + (u.emergency ? " has-emergency" : "");
     var label = kind === "county" || kind === "township" ? '<span class="gg-badge-label">' + gg.esc(u.name) + "</span>" : "";
     var m = L.marker([u.lat, u.lon], {pane: "gg-badges", keyboard: false, riseOnHover: true,
       icon: L.divIcon({className: "gg-badge-wrap", iconSize: [px, px],
         html: '<div class="' + cls + '" style="width:' + px + "px;height:" + px + "px;font-size:" + Math.round(px * 0.4) +
-              'px" data-code="' + gg.esc(u.code || "") + '">' + gg.fmtInt(n) + "</div>" + label})});
+              'px" data-code="' + gg.esc(u.code || "") + '">' + gg.fmtInt(n) + "</div>" +
+              (u.overdue ? '<span class="gg-over" title="已超期">超' + gg.fmtInt(u.overdue) + "</span>" : "") + label})});
     tip(m, (u.name ? "<b>" + gg.esc(u.name) + "</b><br>" : "") + "在办 " + gg.fmtInt(n) + " · 超期 " + gg.fmtInt(u.overdue) +
         (u.emergency ? " · 紧急 " + gg.fmtInt(u.emergency) : ""));
     m.on("click", function () {
@@ -428,7 +429,8 @@
       var who = c.anonymous ? "匿名" : (gg.esc(c.reporter_name || "—") + " " + gg.esc(c.reporter_phone || "") +
                 (c.pii_masked ? '<span class="masked">已脱敏</span>' : ""));
       var ev = (c.events || []).slice(-8).map(function (e) {
-        return "<li>" + gg.fmtTime(e.at) + " " + gg.esc(e.action) + (e.to_state ? " → " + gg.esc(e.to_state) : "") +
+        var L10N = S.ctx.labels, act = L10N.actions[e.action] || e.action, to = L10N.states[e.to_state] || e.to_state;
+        return "<li>" + gg.fmtTime(e.at) + " " + gg.esc(act) + (to && to !== act ? " → " + gg.esc(to) : "") +
                (e.reason ? "：" + gg.esc(e.reason) : "") + "</li>";
       }).join("");
       body.innerHTML = '<div class="case-detail" id="case-detail"><h3>' + (c.overdue ? '<span class="tag over">超期</span>' : "") +
