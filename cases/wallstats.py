@@ -169,28 +169,49 @@ def unit_counts(db, user: User, level: str, parent: str | None = None, bbox=None
     if parent:
         where += f" AND c.{col} LIKE %(parent)s"
         p["parent"] = parent + "%"
-    if level == "grid":
-        if not parent and bbox is None:
-            raise BadInput("grid counts need a parent township or a bbox", field="parent")
-        shape = (f"SELECT code, name, {_LABEL_POINT} AS pt, NULL::float AS km2 FROM grid "
-                 "WHERE generation = (SELECT id FROM generation WHERE active)")
-    else:
-        shape = (f"SELECT code, name, {_LABEL_POINT} AS pt, ST_Area(geom::geography) / 1e6 AS km2 "
-                 f"FROM region WHERE level = '{level}' AND generation = (SELECT id FROM generation WHERE active)")
-    outer = ""
-    if bbox is not None:
-        p.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
-        outer = "WHERE u.pt && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"
-    rows = db.fetchall(
-        f"WITH n AS (SELECT c.{col} AS code, count(*) AS open, "
-        f"count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, count(*) FILTER (WHERE c.emergency) AS emergency "
-        f"FROM case_record c WHERE {where} GROUP BY 1), u AS ({shape}) "
-        f"SELECT n.code, u.name, n.open, n.overdue, n.emergency, ST_X(u.pt) AS lon, ST_Y(u.pt) AS lat, u.km2 "
-        f"FROM n JOIN u ON u.code = n.code {outer} ORDER BY n.code", p)
-    for r in rows:
-        r["lon"], r["lat"] = round(r["lon"], 5), round(r["lat"], 5)
-        r["km2"] = None if r["km2"] is None else round(r["km2"], 2)
+    if level == "grid" and not parent and bbox is None:
+        raise BadInput("grid counts need a parent township or a bbox", field="parent")
+    counts = db.fetchall(
+        f"SELECT c.{col} AS code, count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
+        f"count(*) FILTER (WHERE c.emergency) AS emergency FROM case_record c WHERE {where} GROUP BY 1 ORDER BY 1", p)
+    shapes = unit_shapes(db, level)
+    rows = []
+    for r in counts:
+        shape = shapes.get(r["code"])
+        if shape is None:
+            continue
+        if bbox is not None and not (bbox[0] <= shape["lon"] <= bbox[2] and bbox[1] <= shape["lat"] <= bbox[3]):
+            continue
+        rows.append({**r, **shape})
     return rows
+
+
+_SHAPES: dict[tuple, dict] = {}
+
+
+def unit_shapes(db, level: str) -> dict[str, dict]:
+    """Name, label point and area (km², regions) of every unit of a level in the active generation; computed once
+    per database and generation (boundaries of a generation never change)."""
+    gen = db.fetchone("SELECT id FROM generation WHERE active")
+    key = (getattr(db, "dsn", id(db)), gen["id"] if gen else None, level)
+    hit = _SHAPES.get(key)
+    if hit is not None:
+        return hit
+    if level == "grid":
+        sql = (f"SELECT code, name, ST_X(p) AS lon, ST_Y(p) AS lat, NULL::float AS km2 FROM (SELECT code, name, "
+               f"{_LABEL_POINT} AS p FROM grid WHERE generation = (SELECT id FROM generation WHERE active)) s")
+        rows = db.fetchall(sql)
+    else:
+        sql = (f"SELECT code, name, ST_X(p) AS lon, ST_Y(p) AS lat, km2 FROM (SELECT code, name, {_LABEL_POINT} AS p, "
+               f"ST_Area(geom::geography) / 1e6 AS km2 FROM region WHERE level = %s AND "
+               f"generation = (SELECT id FROM generation WHERE active)) s")
+        rows = db.fetchall(sql, (level,))
+    out = {r["code"]: {"name": r["name"], "lon": round(r["lon"], 5), "lat": round(r["lat"], 5),
+                       "km2": None if r["km2"] is None else round(r["km2"], 2)} for r in rows}
+    if len(_SHAPES) > 64:
+        _SHAPES.clear()
+    _SHAPES[key] = out
+    return out
 
 
 def _bbox(bbox) -> tuple[float, float, float, float]:

@@ -58,12 +58,17 @@ def context():
 @bp.get("/api/wall/kpi")
 @login_required
 def kpi():
-    """KPI panel: today's intake by channel, open/overdue/due in 24 h, 7-day trend, top categories, and this
-    month's 三率 and township 四色码 (logged-in users; their jurisdiction only)."""
-    user = current_user()
-    out = wallstats.kpi(_db(), user)
-    out["rates"] = _month_rates(user)
-    return _no_store(jsonify(out))
+    """KPI panel: today's intake by channel, open/overdue/due in 24 h, 7-day trend, top categories (logged-in
+    users; their jurisdiction only)."""
+    return _no_store(jsonify(wallstats.kpi(_db(), current_user())))
+
+
+@bp.get("/api/wall/rates")
+@login_required
+def month_rates():
+    """This month's 三率 (sums of /api/rates?unit=township) and the townships' 四色码, kept RATES_TTL seconds
+    (logged-in users; their jurisdiction only)."""
+    return _no_store(jsonify(_month_rates(current_user())))
 
 
 def _month_rates(user) -> dict:

@@ -28,7 +28,8 @@ def client(app, username):
 
 def test_wall_data_needs_a_login_but_the_page_does_not(app):
     c = app.test_client()
-    for url in ("/api/wall/kpi", "/api/wall/context", "/api/wall/units?level=county", f"/api/wall/cases?bbox={BBOX}",
+    for url in ("/api/wall/kpi", "/api/wall/rates", "/api/wall/context", "/api/wall/units?level=county",
+                f"/api/wall/cases?bbox={BBOX}",
                 "/api/wall/grids/990101001001001/cases", "/api/wall/centers"):
         r = c.get(url)
         assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized", url
@@ -60,7 +61,7 @@ def test_kpi_equals_the_database(app, db):
 
 def test_month_rates_are_the_sums_of_api_rates(app):
     c = client(app, "city")
-    k = c.get("/api/wall/kpi").json
+    k = {"rates": c.get("/api/wall/rates").json}
     month = k["rates"]["month"]
     rows = c.get(f"/api/rates?month={month}&unit=township").json["units"]
     from fractions import Fraction
@@ -130,7 +131,8 @@ def test_an_outsider_sees_nothing_of_others(app):
     k = c.get("/api/wall/kpi").json
     assert (k["today"]["total"], k["open"], k["overdue"], k["emergency"]) == (0, 0, 0, 0)
     assert sum(d["intake"] + d["closed"] for d in k["trend"]) == 0 and k["top_categories"] == []
-    assert k["rates"]["townships"] == [] and k["rates"]["rates"]["response"]["denominator"] == 0
+    rates = c.get("/api/wall/rates").json
+    assert rates["townships"] == [] and rates["rates"]["response"]["denominator"] == 0
     for level in ("county", "township"):
         assert c.get(f"/api/wall/units?level={level}").json["units"] == []
     assert c.get("/api/wall/units?level=grid&parent=990101").json["units"] == []

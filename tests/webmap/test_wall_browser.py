@@ -72,6 +72,7 @@ def test_login_layers_kpi_drilldown_and_breadcrumb(wall, db, open_page):
     assert {k: v for k, v in drawn.items() if v} == {CHANNELS[c]: n for c, n in exp["today"].items()}
     trend = page.evaluate("echarts.getInstanceByDom(document.getElementById('chart-trend')).getOption().series[0].data")
     assert len(trend) == 7 and trend[-1] == exp["today_total"]
+    wait_attr(page, "rates", "1")
     gauges = page.evaluate("echarts.getInstanceByDom(document.getElementById('chart-rates')).getOption().series.length")
     assert gauges == 3
 

@@ -66,10 +66,15 @@
     });
   }
 
+  /* The zoom the layers are chosen by: a 3840 px wall shows at zoom z+1 what a 1920 px one shows at z, so the
+     thresholds (and the cluster cell) follow the screen's scale, and both walls show the same picture. */
+  function ez() { return S.map.getZoom() - S.zShift; }
+
   function boundsOf(b) { return L.latLngBounds([b[1], b[0]], [b[3], b[2]]); }
 
   // -- map -----------------------------------------------------------------------------------------
   function buildMap(ctx) {
+    S.zShift = Math.max(0, Math.round(Math.log(rem() / 16) / Math.LN2));
     var map = S.map = L.map("wall-map", {zoomControl: true, attributionControl: true, preferCanvas: false,
                                          zoomSnap: 0.25, minZoom: 6, maxZoom: 19});
     map.attributionControl.setPrefix("Leaflet");
@@ -120,7 +125,7 @@
     }
     var here = S.crumbs.length && S.crumbs[S.crumbs.length - 1].code === code;
     return {color: here ? "#ffffff" : "#7cc4ff", weight: here ? 2.4 : 1, opacity: 0.8, dashArray: here ? null : "3 3",
-            fillColor: fill, fillOpacity: S.map && S.map.getZoom() >= Z.grid ? op * 0.4 : op};
+            fillColor: fill, fillOpacity: S.map && ez() >= Z.grid ? op * 0.4 : op};
   }
   function densityClass(u) {
     if (!u || !u.open) { return 0; }
@@ -157,8 +162,8 @@
   // grids appear as you zoom: the grids of the townships in view, fetched once each
   function loadGridsInView() {
     if (!S.map) { return; }
-    toggle(S.layers.grid, S.map.getZoom() >= Z.grid);
-    if (S.map.getZoom() < Z.grid) { return; }
+    toggle(S.layers.grid, ez() >= Z.grid);
+    if (ez() < Z.grid) { return; }
     var view = S.map.getBounds();
     Object.keys(S.townshipByCode).forEach(function (code) {
       if (S.grids[code]) { return; }
@@ -176,7 +181,7 @@
   // 综治中心 by level: city and county always, townships from the township zoom, villages from the grid zoom
   var villageBox = null;
   function centersForZoom() {
-    var z = S.map.getZoom();
+    var z = ez();
     toggle(S.layers.townshipCenters, z >= Z.township);
     toggle(S.layers.villageCenters, z >= Z.grid);
     if (z >= Z.grid && !(villageBox && villageBox.contains(S.map.getBounds()))) {
@@ -211,6 +216,17 @@
   function refresh() {
     clearTimeout(S.timer);
     var t0 = Date.now();
+    // the month's 三率 and 四色码 arrive on their own: the map and the counts never wait for them
+    gg.api("GET", "/api/wall/rates").then(function (r) {
+      S.rates = r;
+      S.colours = {};
+      r.townships.forEach(function (u) { if (u.colour) { S.colours[u.code] = u.colour; } });
+      if (S.layers.township) { S.layers.township.setStyle(townshipStyle); }
+      return withFonts(null).then(function () { renderRates(r); });
+    }).then(function () {
+      document.body.setAttribute("data-rates-ms", Date.now() - t0);
+      document.body.setAttribute("data-rates", "1");
+    }).catch(function () { return null; });
     Promise.all([
       gg.api("GET", "/api/wall/kpi"),
       gg.api("GET", "/api/wall/units?level=county"),
@@ -219,8 +235,6 @@
       S.kpi = r[0];
       S.units.county = index(r[1].units);
       S.units.township = index(r[2].units);
-      S.colours = {};
-      r[0].rates.townships.forEach(function (u) { if (u.colour) { S.colours[u.code] = u.colour; } });
       S.densityCuts = densityCuts(r[2].units);
       S.layers.township.setStyle(townshipStyle);
       return Promise.all([withFonts(r[0]).then(function () { renderKpi(r[0]); }),
@@ -258,7 +272,7 @@
   }
   function updateLive() {
     if (!S.map) { return Promise.resolve(); }
-    var z = S.map.getZoom(), seq = ++S.liveSeq;
+    var z = ez(), seq = ++S.liveSeq;
     S.layers.township.setStyle(townshipStyle);
     var p;
     if (z < Z.township) {
@@ -272,7 +286,7 @@
         return {kind: "grid", items: d.units};
       });
     } else {
-      p = gg.api("GET", "/api/wall/cases?bbox=" + bboxParam() + "&zoom=" + Math.floor(z)).then(function (d) {
+      p = gg.api("GET", "/api/wall/cases?bbox=" + bboxParam() + "&zoom=" + Math.max(0, Math.floor(z))).then(function (d) {
         return d.kind === "points" ? {kind: "points", items: d.points} : {kind: "clusters", items: d.clusters};
       });
     }
@@ -304,7 +318,7 @@
       if (kind === "county") { drillCounty(u.code); }
       else if (kind === "township") { drillTownship(u.code); }
       else if (kind === "grid") { drillGrid(u.code, u.name, null); }
-      else { S.map.setView([u.lat, u.lon], Math.min(S.map.getZoom() + 2, Z.point)); }
+      else { S.map.setView([u.lat, u.lon], Math.min(S.map.getZoom() + 2, Z.point + S.zShift)); }
     });
     m.addTo(S.layers.live);
   }
@@ -385,7 +399,7 @@
   function drillGrid(code, name, bounds) {
     ensureAncestors(code);
     pushCrumb({level: "grid", code: code, name: name || code, bounds: bounds});
-    if (bounds) { S.map.fitBounds(bounds, {padding: [60, 60], maxZoom: Z.point}); }
+    if (bounds) { S.map.fitBounds(bounds, {padding: [60, 60], maxZoom: Z.point + S.zShift}); }
     showGridList(code, name);
   }
 
@@ -443,7 +457,7 @@
         "<dt>诉求人</dt><dd>" + who + "</dd></dl>" +
         '<div class="content" id="case-content">' + gg.esc(c.content || "") + "</div>" +
         "<h3>办理经过</h3><ol>" + ev + "</ol></div>";
-      if (c.lat && c.lon && S.map.getZoom() < Z.cluster) { S.map.setView([c.lat, c.lon], Z.point); }
+      if (c.lat && c.lon && ez() < Z.cluster) { S.map.setView([c.lat, c.lon], Z.point + S.zShift); }
     }).catch(function (e) { body.innerHTML = '<div class="sum">' + gg.esc(e.message) + "</div>"; });
   }
   $("drawer-close").addEventListener("click", function () {
@@ -491,6 +505,7 @@
     window.addEventListener("resize", function () {
       Object.keys(S.charts).forEach(function (k) { S.charts[k].resize(); });
       if (S.kpi) { renderKpi(S.kpi); }
+      if (S.rates) { renderRates(S.rates); }
     });
   }
   function fracText(f) {  // "448/5" → "89.6" (基本满意 counts 0.8)
@@ -500,8 +515,8 @@
   }
   // Canvas charts draw with whatever font is loaded at that moment: load the CJK subsets their labels need first.
   function withFonts(k) {
-    var text = k.today.by_channel.map(function (c) { return c.label; }).join("") +
-      k.top_categories.map(function (c) { return c.name; }).join("") + "受理办结响应率解决率满意率0123456789%/—";
+    var text = (k ? k.today.by_channel.map(function (c) { return c.label; }).join("") +
+      k.top_categories.map(function (c) { return c.name; }).join("") : "") + "受理办结响应率解决率满意率0123456789%/—";
     if (!document.fonts || !document.fonts.load) { return Promise.resolve(); }
     return Promise.all([document.fonts.load('400 16px "Noto Sans SC"', text), document.fonts.load('700 16px "Noto Sans SC"', text)])
       .catch(function () { return null; });
@@ -535,29 +550,6 @@
                             borderRadius: [0, r * 0.2, r * 0.2, 0]}}]
     }, true);
 
-    $("kpi-month").textContent = k.rates.month;
-    var names = [["response", "响应率"], ["resolution", "解决率"], ["satisfaction", "满意率"]];
-    S.charts.rates.setOption({
-      animation: false,
-      series: names.map(function (n, i) {
-        var v = k.rates.rates[n[0]].value;
-        var col = v === null ? "#3b4a63" : v >= 0.9 ? "#52c41a" : v >= 0.8 ? "#fadb14" : v >= 0.7 ? "#fa8c16" : "#f5222d";
-        return {type: "gauge", center: [(16.7 + 33.3 * i) + "%", "55%"], radius: "78%", startAngle: 210, endAngle: -30,
-                min: 0, max: 100, splitNumber: 5, progress: {show: true, width: r * 0.55, itemStyle: {color: col}},
-                axisLine: {lineStyle: {width: r * 0.55, color: [[1, "rgba(64,169,255,.18)"]]}},
-                axisTick: {show: false}, splitLine: {show: false}, axisLabel: {show: false}, pointer: {show: false},
-                title: {show: true, offsetCenter: [0, "62%"], color: "#9fbbe0", fontSize: fs, fontFamily: "Noto Sans SC"},
-                detail: {valueAnimation: false, offsetCenter: [0, "5%"], fontSize: Math.round(r * 1.35), fontWeight: 700,
-                         color: "#e8f4ff", fontFamily: "Noto Sans SC", formatter: v === null ? "—" : "{value}%"},
-                data: [{value: v === null ? 0 : Math.round(v * 1000) / 10, name: n[1]}]};
-      })
-    }, true);
-    $("kpi-rates").innerHTML = names.map(function (n) {
-      var x = k.rates.rates[n[0]];
-      return '<span data-rate="' + n[0] + '" data-num="' + gg.esc(x.numerator) + '" data-den="' + x.denominator + '">' +
-             gg.esc(fracText(x.numerator)) + " / " + x.denominator + "</span>";
-    }).join("");
-
     S.charts.trend.setOption({
       textStyle: font, animation: false,
       legend: {top: 0, right: 0, textStyle: {color: "#b8d3f2", fontSize: fs, fontFamily: "Noto Sans SC"}, itemWidth: r, itemHeight: r * 0.6},
@@ -587,11 +579,38 @@
                             borderRadius: [0, r * 0.2, r * 0.2, 0]}}]
     }, true);
 
+  }
+
+  function renderRates(k) {
+    var r = rem(), fs = Math.round(r * 0.85);
+    $("kpi-month").textContent = k.month;
+    var names = [["response", "响应率"], ["resolution", "解决率"], ["satisfaction", "满意率"]];
+    S.charts.rates.setOption({
+      animation: false,
+      series: names.map(function (n, i) {
+        var v = k.rates[n[0]].value;
+        var col = v === null ? "#3b4a63" : v >= 0.9 ? "#52c41a" : v >= 0.8 ? "#fadb14" : v >= 0.7 ? "#fa8c16" : "#f5222d";
+        return {type: "gauge", center: [(16.7 + 33.3 * i) + "%", "55%"], radius: "78%", startAngle: 210, endAngle: -30,
+                min: 0, max: 100, splitNumber: 5, progress: {show: true, width: r * 0.55, itemStyle: {color: col}},
+                axisLine: {lineStyle: {width: r * 0.55, color: [[1, "rgba(64,169,255,.18)"]]}},
+                axisTick: {show: false}, splitLine: {show: false}, axisLabel: {show: false}, pointer: {show: false},
+                title: {show: true, offsetCenter: [0, "62%"], color: "#9fbbe0", fontSize: fs, fontFamily: "Noto Sans SC"},
+                detail: {valueAnimation: false, offsetCenter: [0, "5%"], fontSize: Math.round(r * 1.35), fontWeight: 700,
+                         color: "#e8f4ff", fontFamily: "Noto Sans SC", formatter: v === null ? "—" : "{value}%"},
+                data: [{value: v === null ? 0 : Math.round(v * 1000) / 10, name: n[1]}]};
+      })
+    }, true);
+    $("kpi-rates").innerHTML = names.map(function (n) {
+      var x = k.rates[n[0]];
+      return '<span data-rate="' + n[0] + '" data-num="' + gg.esc(x.numerator) + '" data-den="' + x.denominator + '">' +
+             gg.esc(fracText(x.numerator)) + " / " + x.denominator + "</span>";
+    }).join("");
+
     var warn = $("kpi-warn");
-    if (!k.rates.warn.length) {
+    if (!k.warn.length) {
       warn.innerHTML = '<li class="none">本月暂无红码、橙码乡镇（街道）</li>';
     } else {
-      warn.innerHTML = k.rates.warn.slice(0, 12).map(function (u) {
+      warn.innerHTML = k.warn.slice(0, 12).map(function (u) {
         return '<li data-code="' + gg.esc(u.code) + '"><span class="code ' + u.colour + '">' + gg.esc(u.colour_label) + "</span>" +
                '<span class="name">' + gg.esc(u.name) + '</span><span class="score">' + (u.composite === null ? "—" : u.composite.toFixed(1) + "分") +
                '</span><span class="why">' + gg.esc(u.reason) + "</span></li>";
