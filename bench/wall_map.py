@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import statistics
 import sys
 import threading
@@ -111,6 +112,7 @@ def prepare(args, sizes) -> dict[int, str]:
             print(f"cloning {full} → {name} and sampling {size:,} cases …", flush=True)
             clone(args, full, name)
             subset(args, name, size, total)
+        migrate(dsn(args, name), log=lambda m: None)
         names[size] = name
     return names
 
@@ -129,6 +131,7 @@ class Served:
         self.app = create_app(settings=Settings(secret_key="bench"), db=self.db, test_config={"TESTING": False})
         self.extra = {}
         self.app.add_url_rule("/bench/page/<name>", "bench_page", lambda name: self.extra[name])
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log in the figures
         self.srv = make_server("127.0.0.1", 0, self.app, threaded=True)
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.srv.server_port}"
