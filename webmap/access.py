@@ -63,6 +63,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("cases_api.repeats", "GET"): Rule(case=True),
     ("cases_api.clusters", "GET"): Rule(lists_cases=True),
     ("cases_api.rates", "GET"): Rule(lists_cases=True),
+    # the command-center wall: the page is public (it shows its login form), its data is scoped aggregates
+    ("wall.wall_page", "GET"): PUBLIC,
+    ("wall.context", "GET"): Rule(personal=True),
+    ("wall.kpi", "GET"): Rule(lists_cases=True),
+    ("wall.month_rates", "GET"): Rule(lists_cases=True),
+    ("wall.units", "GET"): Rule(lists_cases=True),
+    ("wall.cases_in_window", "GET"): Rule(lists_cases=True),
+    ("wall.grid_cases", "GET"): Rule(lists_cases=True),
+    ("wall.centers", "GET"): Rule(),
 }
 
 

@@ -110,11 +110,12 @@ def cases_in_window():
     return _no_store(jsonify(wallstats.live_cases(_db(), current_user(), bbox, zoom, point_zoom=ZOOMS["point"])))
 
 
-@bp.get("/api/wall/grids/<code>/cases")
+@bp.get("/api/wall/grids/<grid_code>/cases")
 @login_required
-def grid_cases(code: str):
+def grid_cases(grid_code: str):
     """A grid's cases for the drill-down list: open first, then the latest (logged-in users; scoped)."""
-    return _no_store(jsonify(wallstats.grid_cases(_db(), current_user(), code, limit=_int_arg("limit", 60, 1, 200))))
+    rows = wallstats.grid_cases(_db(), current_user(), grid_code, limit=_int_arg("limit", 60, 1, 200))
+    return _no_store(jsonify(rows))
 
 
 @bp.get("/api/wall/centers")
