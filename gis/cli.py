@@ -169,12 +169,28 @@ def cmd_serve(args, settings, demo: bool = False):
     try:
         if demo:
             ensure_demo(rt, settings.demo_cases if args.cases is None else args.cases, settings.seed)
+        if settings.server == "gunicorn":
+            from gis.serve import run_gunicorn
+
+            dsn = rt.db.dsn
+
+            def make_app():
+                from gis.db import Database
+                from webmap import create_app
+
+                return create_app(settings=settings, db=Database(dsn, maxconn=settings.db_pool_max))
+
+            rt.db.close()   # the parent keeps no connections across the fork
+            run_gunicorn(settings, make_app, on_start=lambda: log(
+                f"serving on http://{settings.host}:{settings.port} with gunicorn ({settings.workers} workers × "
+                f"{settings.threads} threads; Ctrl-C stops; the embedded database stops too)"))
+            return
         from webmap import create_app
 
         app = create_app(settings=settings, db=rt.db)
         from waitress import create_server
 
-        server = create_server(app, host=settings.host, port=settings.port, threads=8)
+        server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
         def _stop(*_):
             raise KeyboardInterrupt
 

@@ -11,6 +11,9 @@
 | GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+| GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
+| GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
+| GRIDGOV_THREADS          | threads per worker (gunicorn gthread) or waitress threads   | 4              |
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Settings:
     demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
+    server: str = "gunicorn"
+    workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
+    threads: int = 4
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -56,6 +62,8 @@ class Settings:
             "secret_key": "***" if self.secret_key else "(generated)",
             "demo_cases": self.demo_cases,
             "seed": self.seed,
+            "server": f"{self.server} ({self.workers} workers × {self.threads} threads)"
+            if self.server == "gunicorn" else f"{self.server} ({self.threads} threads)",
         }
 
 
@@ -104,7 +112,14 @@ def load_settings(env: dict | None = None) -> Settings:
         demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+        server=(env.get(PREFIX + "SERVER") or "gunicorn").strip().lower(),
+        workers=_int(env, "WORKERS", min(8, 2 * (os.cpu_count() or 1))),
+        threads=_int(env, "THREADS", 4),
     )
+    if s.server not in ("gunicorn", "waitress"):
+        raise ConfigError(f"{PREFIX}SERVER must be gunicorn or waitress, got {s.server!r}")
+    if not 1 <= s.workers <= 64 or not 1 <= s.threads <= 256:
+        raise ConfigError(f"{PREFIX}WORKERS must be 1..64 and {PREFIX}THREADS 1..256")
     if s.db_pool_max < 1:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX must be at least 1, got {s.db_pool_max}")
     if s.db_port is not None and not (1 <= s.db_port <= 65535):

@@ -12,9 +12,19 @@ point, the smallest code wins; '' when none does. Design (docs/locate.md):
   and marking every fine cell within half a sample step (plus epsilon) of a sample;
 * lookup is numpy indexing; points in boundary cells (a few percent) fall back to an STRtree query
   and `shapely.intersects_xy` (for points, covers == intersects) on prepared polygons.
+
+Persistence: a generation's grids never change once committed, so the built raster is saved per
+generation (`save`/`load`, `GridIndex.cached(db)` keeps one file per generation and content checksum
+under the data folder). Loading skips the raster build entirely; the STRtree and the prepared polygons
+of the exact fallback are built lazily, only for the polygons a lookup actually needs.
 """
 
 from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -41,10 +51,84 @@ class GridIndex:
         self.generation = generation
         self.resolution = int(resolution)
         self.refine = int(refine)
-        shapely.prepare(self.geoms)
-        self.tree = shapely.STRtree(self.geoms)
+        self._tree = None
         self._table = np.append(self.codes.astype(str), "")
         self._build()
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        """STRtree over the grid polygons, built on first use (a loaded index may never need it)."""
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.geoms)
+        return self._tree
+
+    # ------------------------------------------------------------------ persistence
+    FORMAT = 1
+
+    def save(self, path) -> Path:
+        """Write the built index to `path` (.npz, atomically: a reader never sees half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        wkb = shapely.to_wkb(self.geoms)
+        lengths = np.fromiter((len(b) for b in wkb), dtype=np.int64, count=len(wkb))
+        meta = np.array([self.x0, self.y0, self.dx, self.dy], dtype=np.float64)
+        dims = np.array([self.FORMAT, self.nx, self.ny, self.resolution, self.refine,
+                         -1 if self.generation is None else self.generation], dtype=np.int64)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, meta=meta, dims=dims, coarse=self.coarse, tiles=self.tiles,
+                     codes=self.codes.astype(str), wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8),
+                     wkb_len=lengths)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> GridIndex:
+        """Read an index written by `save` (no raster build; the fallback tree is built lazily)."""
+        with np.load(path, allow_pickle=False) as z:
+            dims = z["dims"]
+            if int(dims[0]) != cls.FORMAT:
+                raise ValueError(f"{path}: grid index format {int(dims[0])}, expected {cls.FORMAT}")
+            gi = cls.__new__(cls)
+            gi.x0, gi.y0, gi.dx, gi.dy = (float(v) for v in z["meta"])
+            gi.nx, gi.ny, gi.resolution, gi.refine = (int(v) for v in dims[1:5])
+            gi.generation = None if int(dims[5]) < 0 else int(dims[5])
+            gi.coarse, gi.tiles = z["coarse"], z["tiles"]
+            gi.codes = z["codes"].astype(object)
+            raw, lengths = z["wkb"].tobytes(), z["wkb_len"]
+        ends = np.cumsum(lengths)
+        gi.geoms = shapely.from_wkb([raw[e - n:e] for e, n in zip(ends.tolist(), lengths.tolist(), strict=True)])
+        gi._tree = None
+        gi._table = np.append(gi.codes.astype(str), "")
+        return gi
+
+    @classmethod
+    def cached(cls, db, generation: int | None = None, cache_dir=None, **kw) -> GridIndex:
+        """The index of one generation from the on-disk cache, built and saved on first use.
+
+        The file name carries the generation and a checksum of its grids (codes and geometry), so a
+        changed or re-created generation can never be answered from a stale file.
+        """
+        from grids.store import resolve_generation
+
+        gen = resolve_generation(db, generation)
+        if cache_dir is None:
+            from gis.settings import load_settings
+
+            cache_dir = Path(load_settings().data_dir) / "cache"
+        row = db.fetchone("SELECT count(*) n, md5(string_agg(code || ':' || md5(ST_AsBinary(geom)), ',' "
+                          "ORDER BY code)) sum FROM grid WHERE generation = %s", (gen,))
+        params = f"{kw.get('resolution', 512)}-{kw.get('refine', 16)}"
+        digest = hashlib.sha256(f"{row['sum']}|{row['n']}|{params}".encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"gridindex-g{gen}-{digest}.npz"
+        if path.exists():
+            try:
+                return cls.load(path)
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)   # a damaged cache file is rebuilt, never trusted
+        gi = cls.from_db(db, gen, **kw)
+        gi.save(path)
+        return gi
 
     @classmethod
     def from_db(cls, db, generation: int | None = None, **kw) -> GridIndex:
@@ -141,6 +225,8 @@ class GridIndex:
         pidx, gidx = self.tree.query(shapely.points(lons, lats))
         if len(pidx) == 0:
             return out
+        cand = self.geoms[np.unique(gidx)]
+        shapely.prepare(cand)          # only the polygons this lookup needs (no-op when already prepared)
         ok = shapely.intersects_xy(self.geoms[gidx], lons[pidx], lats[pidx])
         pidx, gidx = pidx[ok], gidx[ok]
         if len(pidx):
