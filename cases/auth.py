@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from gis.errors import BadInput, Conflict, Unauthorized
+from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 from gis.privacy import mask_id_no, mask_name, mask_phone
 
 ROLES = ("city_center", "county_center", "township_center", "village_center", "grid_officer", "department",
@@ -108,10 +108,22 @@ def create_user(db, username: str, password: str, role: str, region_code: str, d
         return _user(cur.fetchone())
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash of a random password with the default method, checked for unknown usernames so that a
+    login costs one password hash whether the user exists or not (no timing oracle)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_hex(16)))
+    return _DUMMY_HASH[0]
+
+
 def authenticate(db, username: str, password: str) -> User:
-    """The user for a username/password pair, or Unauthorized (same message either way)."""
+    """The user for a username/password pair, or Unauthorized (same message and cost either way)."""
     row = db.fetchone(f"SELECT {_USER_COLS}, password_hash FROM app_user WHERE username = %s AND active", (username,))
-    if not row or not check_password_hash(row["password_hash"], password or ""):
+    ok = check_password_hash(row["password_hash"] if row else _dummy_hash(), password or "")
+    if not row or not ok:
         raise Unauthorized("用户名或密码错误")
     return _user(row)
 
@@ -126,23 +138,101 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(db, user: User, name: str) -> str:
-    """A new API token for machines; only its hash is stored, the token is shown once."""
+TOKEN_PERMISSIONS = ("read", "intake", "act")  # read cases; register cases; act on cases (and pin)
+TOKEN_MAX_DAYS = 365
+# Roles whose jurisdiction is a region, so a token may narrow it to a region inside it.
+_REGION_ROLES = frozenset({"admin", "city_center", "county_center", "township_center", "village_center",
+                           "dispatcher"})
+
+
+@dataclass(frozen=True)
+class TokenUser(User):
+    """A user acting through an API token: the owner's identity (so the accusation guard is the owner's)
+    with the token's scope — possibly a narrower region and a subset of permissions."""
+
+    token_id: int = 0
+    permissions: tuple[str, ...] = TOKEN_PERMISSIONS
+    scope_region: str | None = None
+
+    @property
+    def region_prefix(self) -> str:
+        return region_prefix(self.scope_region) if self.scope_region else super().region_prefix
+
+
+def _token_text(value, name: str, max_len: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{name} is required (text)", field=name)
+    value = value.strip()
+    if len(value) > max_len:
+        raise BadInput(f"{name} is longer than {max_len} characters", field=name)
+    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise BadInput(f"{name} contains a control character or an invalid code point", field=name)
+    return value
+
+
+def create_token(db, user: User, name, days=90, region=None, permissions=None) -> dict:
+    """A new API token (shown once; only its hash is stored) with an expiry and a scope that is a subset of
+    the owner's: `region` a region code inside the owner's jurisdiction (center, dispatcher and admin roles),
+    `permissions` a subset of TOKEN_PERMISSIONS. Tokens cannot mint tokens (refused here too)."""
+    if isinstance(user, TokenUser):
+        raise Forbidden("API tokens cannot create tokens: log in as a person", field="token")
+    name = _token_text(name, "name", 100)
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= TOKEN_MAX_DAYS:
+        raise BadInput(f"days must be an integer 1..{TOKEN_MAX_DAYS}", field="days")
+    if region is not None:
+        region = _token_text(region, "region", 12)
+        if not (region.isascii() and region.isdigit()):
+            raise BadInput("region must be a region code (digits)", field="region")
+        if user.role not in _REGION_ROLES or not region.startswith(user.region_prefix):
+            raise Forbidden("a token's region must lie inside your own jurisdiction", field="region")
+    perms = TOKEN_PERMISSIONS if permissions is None else permissions
+    if not (isinstance(perms, (list, tuple)) and perms and all(p in TOKEN_PERMISSIONS for p in perms)):
+        raise BadInput(f"permissions must be a non-empty list of {', '.join(TOKEN_PERMISSIONS)}", field="permissions")
+    perms = [p for p in TOKEN_PERMISSIONS if p in perms]
     token = "ggt_" + secrets.token_urlsafe(32)
-    db.execute("INSERT INTO api_token (user_id, name, token_hash) VALUES (%s, %s, %s)",
-               (user.id, name, _token_hash(token)))
-    return token
+    row = db.fetchone(
+        "INSERT INTO api_token (user_id, name, token_hash, expires_at, scope_region, permissions) "
+        "VALUES (%s, %s, %s, now() + %s * interval '1 day', %s, %s) RETURNING id, expires_at",
+        (user.id, name, _token_hash(token), days, region, perms))
+    return {"id": row["id"], "token": token, "name": name, "expires_at": row["expires_at"].isoformat(),
+            "region": region, "permissions": perms}
 
 
-def user_for_token(db, token: str) -> User:
-    """The user behind an API token, or Unauthorized."""
+def issue_token(db, user: User, name: str, days: int = 90) -> str:
+    """A new full-scope API token of `user` (the CLI's way); see create_token."""
+    return create_token(db, user, name, days=days)["token"]
+
+
+def list_tokens(db, user: User) -> list[dict]:
+    """The user's tokens (never the secrets)."""
+    rows = db.fetchall("SELECT id, name, created_at, expires_at, last_used_at, scope_region AS region, permissions, "
+                       "revoked FROM api_token WHERE user_id = %s ORDER BY id", (user.id,))
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]
+
+
+def revoke_token(db, user: User, token_id: int) -> None:
+    """Revoke one of the user's tokens (NotFound for anyone else's); a token may revoke itself."""
+    n = db.execute("UPDATE api_token SET revoked = true, revoked_at = coalesce(revoked_at, now()) "
+                   "WHERE id = %s AND user_id = %s", (token_id, user.id))
+    if n != 1:
+        raise NotFound(f"no token {token_id} of yours")
+
+
+def user_for_token(db, token: str) -> TokenUser:
+    """The user behind a live API token (not revoked, not expired, owner active), or Unauthorized."""
+    if not (isinstance(token, str) and token.startswith("ggt_") and len(token) <= 100 and token.isascii()
+            and token.isprintable()):
+        raise Unauthorized("API token invalid or revoked")
     row = db.fetchone(
         "UPDATE api_token t SET last_used_at = now() FROM app_user u WHERE t.token_hash = %s AND NOT t.revoked "
-        "AND u.id = t.user_id AND u.active RETURNING u.id, u.username, u.role, u.region_code, u.display_name, "
-        "u.grid_code, u.department_code, u.staff_code", (_token_hash(token),))
+        "AND t.expires_at > now() AND u.id = t.user_id AND u.active RETURNING u.id, u.username, u.role, "
+        "u.region_code, u.display_name, u.grid_code, u.department_code, u.staff_code, t.id AS token_id, "
+        "t.permissions, t.scope_region", (_token_hash(token),))
     if not row:
-        raise Unauthorized("API token invalid or revoked")
-    return _user(row)
+        raise Unauthorized("API token invalid, expired or revoked")
+    base = _user(row)
+    return TokenUser(**{f: getattr(base, f) for f in base.__dataclass_fields__}, token_id=row["token_id"],
+                     permissions=tuple(row["permissions"]), scope_region=row["scope_region"])
 
 
 # -- scoping: the one place ------------------------------------------------------------------------

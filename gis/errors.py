@@ -58,6 +58,27 @@ class Unprocessable(GridgovError):
     code = "unprocessable"
 
 
+class PayloadTooLarge(GridgovError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(GridgovError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class TooManyRequests(GridgovError):
+    """Throttled (login attempts): `retry_after` seconds until the next try is considered."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int = 60, field: str | None = None):
+        super().__init__(message, field=field, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class Unavailable(GridgovError):
     """A dependency (the database) is down; the client may retry."""
 

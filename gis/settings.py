@@ -11,6 +11,7 @@
 | GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+| GRIDGOV_SECURE_COOKIES   | 1 behind HTTPS: session cookie `Secure` (`__Host-`), HSTS    | 0              |
 | GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
 | GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
 | GRIDGOV_THREADS          | threads per worker (gunicorn gthread) or waitress threads   | 4              |
@@ -42,6 +43,7 @@ class Settings:
     demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
+    secure_cookies: bool = False
     server: str = "gunicorn"
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
     threads: int = 4
@@ -62,6 +64,7 @@ class Settings:
             "secret_key": "***" if self.secret_key else "(generated)",
             "demo_cases": self.demo_cases,
             "seed": self.seed,
+            "secure_cookies": self.secure_cookies,
             "server": f"{self.server} ({self.workers} workers × {self.threads} threads)"
             if self.server == "gunicorn" else f"{self.server} ({self.threads} threads)",
         }
@@ -75,6 +78,15 @@ def _int(env, name, default):
         return int(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name}={raw!r} is not an integer") from None
+
+
+def _flag(env, name) -> bool:
+    raw = (env.get(PREFIX + name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{PREFIX}{name}={raw!r} is not a flag (use 1 or 0)")
 
 
 def session_secret(settings: Settings) -> str:
@@ -112,6 +124,7 @@ def load_settings(env: dict | None = None) -> Settings:
         demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+        secure_cookies=_flag(env, "SECURE_COOKIES"),
         server=(env.get(PREFIX + "SERVER") or "gunicorn").strip().lower(),
         workers=_int(env, "WORKERS", min(8, 2 * (os.cpu_count() or 1))),
         threads=_int(env, "THREADS", 4),

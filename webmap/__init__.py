@@ -10,8 +10,9 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, jsonify, request
+from werkzeug.routing import IntegerConverter
 
-from gis.errors import GridgovError, NotFound
+from gis.errors import GridgovError, NotFound, PayloadTooLarge
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "node_modules"
 log = logging.getLogger("gridgov.web")
@@ -25,7 +26,11 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     app = Flask(__name__, static_folder=None)
     app.config.update(SECRET_KEY=settings.secret_key or (secrets.token_hex(32) if test_config else
                                                          session_secret(settings)),
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=bool(getattr(settings, "secure_cookies", False)))
+    if app.config["SESSION_COOKIE_SECURE"]:
+        app.config["SESSION_COOKIE_NAME"] = "__Host-session"  # Secure, Path=/, no Domain: not settable by subdomains
+    app.url_map.converters["int"] = BoundedInt
     if test_config:
         app.config.update(test_config)
     if db is None:
@@ -36,15 +41,22 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     app.extensions["gridgov_settings"] = settings
     app.json.ensure_ascii = False
     _register_errors(app)
-    from webmap.security import csrf_token
+    from webmap import security
 
-    app.jinja_env.globals["csrf_token"] = csrf_token
+    security.init_app(app)
     from webmap import views
 
     app.register_blueprint(views.bp)
     for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.ogcapi", "webmap.open311"):
         _maybe_register(app, mod)
     return app
+
+
+class BoundedInt(IntegerConverter):
+    """`<int:…>` path parts fit a bigint: a longer number is a 404, never a database error."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _maybe_register(app: Flask, module: str) -> None:
@@ -64,7 +76,10 @@ def _register_errors(app: Flask) -> None:
         if e.status >= 500:
             log.exception("server error")
             return jsonify({"error": {"code": "internal", "message": "服务器内部错误"}}), 500
-        return jsonify(e.to_dict()), e.status
+        resp = jsonify(e.to_dict())
+        if getattr(e, "retry_after", None):
+            resp.headers["Retry-After"] = str(e.retry_after)
+        return resp, e.status
 
     @app.errorhandler(404)
     def _404(e):
@@ -80,6 +95,8 @@ def _register_errors(app: Flask) -> None:
         from werkzeug.exceptions import HTTPException
 
         if isinstance(e, HTTPException):
+            if e.code == 413:
+                return jsonify(PayloadTooLarge("请求过大 (request body too large)").to_dict()), 413
             return jsonify({"error": {"code": e.name.lower().replace(" ", "_"), "message": e.description}}), e.code
         log.exception("unhandled error on %s", request.path)
         return jsonify({"error": {"code": "internal", "message": "服务器内部错误"}}), 500

@@ -11,8 +11,8 @@ from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify, request, session
 
-from cases.auth import authenticate, get_user, issue_token, user_for_token
-from gis.errors import BadInput, Unauthorized
+from cases.auth import TokenUser, create_token, list_tokens, revoke_token, user_for_token
+from gis.errors import BadInput, Forbidden, Unauthorized, UnsupportedMediaType
 
 bp = Blueprint("cases_api", __name__)
 
@@ -31,13 +31,16 @@ def current_user():
     """The authenticated user of this request (token or session), or None."""
     if "user" in g:
         return g.user
+    from cases.sessions import session_user
+    from webmap.security import bearer_token
+
     db = current_app.extensions["gridgov_db"]
     user = None
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        user = user_for_token(db, auth[7:].strip())
-    elif session.get("uid"):
-        user = get_user(db, int(session["uid"]))
+    token = bearer_token()
+    if token is not None:
+        user = user_for_token(db, token)
+    elif session.get("sid"):
+        user = session_user(db, session["sid"])  # None once the session ended (logout) or expired
     g.user = user
     return user
 
@@ -54,9 +57,11 @@ def login_required(fn):
 
 
 def _json() -> dict:
+    if request.content_length and not request.is_json:
+        raise UnsupportedMediaType("请求体必须是 JSON (Content-Type: application/json)", field="Content-Type")
     body = request.get_json(silent=True)
     if body is None:
-        if request.data:
+        if request.get_data(cache=True):
             raise BadInput("request body is not valid JSON")
         return {}
     if not isinstance(body, dict):
@@ -68,10 +73,9 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer", field=name) from None
+    if not (raw.isascii() and raw.lstrip("-").isdigit() and len(raw) <= 18):  # no "²", "٣" or "1_0"
+        raise BadInput(f"{name} must be an integer", field=name)
+    v = int(raw)
     if not lo <= v <= hi:
         raise BadInput(f"{name} must be between {lo} and {hi}", field=name)
     return v
@@ -79,18 +83,25 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 
 @bp.post("/api/login")
 def login():
-    """Username/password → session cookie."""
+    """Username/password → a new server-side session (cookie) and its CSRF token; throttled (429)."""
+    from cases.sessions import login as do_login
+    from webmap.security import csrf_token
+
     body = _json()
-    user = authenticate(current_app.extensions["gridgov_db"], str(body.get("username") or ""),
-                        str(body.get("password") or ""))
+    db = current_app.extensions["gridgov_db"]
+    user, sid = do_login(db, body.get("username"), body.get("password"), request.remote_addr or "-")
     session.clear()
-    session["uid"] = user.id
-    return jsonify({"user": user.to_dict()})
+    session["sid"] = sid
+    g.user = user
+    return jsonify({"user": user.to_dict(), "csrf_token": csrf_token()})
 
 
 @bp.post("/api/logout")
 def logout():
-    """End the session."""
+    """End the session on the server (the old cookie is dead) and clear the cookie."""
+    from cases.sessions import end_session
+
+    end_session(current_app.extensions["gridgov_db"], session.get("sid"))
     session.clear()
     return jsonify({"ok": True})
 
@@ -98,19 +109,51 @@ def logout():
 @bp.get("/api/me")
 @login_required
 def me():
-    """The logged-in user."""
-    return jsonify({"user": current_user().to_dict()})
+    """The logged-in user (and, for a session, its CSRF token)."""
+    from webmap.security import csrf_token
+
+    user = current_user()
+    out = {"user": user.to_dict()}
+    if isinstance(user, TokenUser):
+        out["token"] = {"id": user.token_id, "permissions": list(user.permissions), "region": user.scope_region}
+    else:
+        out["csrf_token"] = csrf_token()
+    return jsonify(out)
+
+
+def _person():
+    user = current_user()
+    if isinstance(user, TokenUser):
+        raise Forbidden("API tokens cannot manage tokens: log in as a person", field="Authorization")
+    return user
 
 
 @bp.post("/api/tokens")
 @login_required
 def new_token():
-    """Issue an API token for the current user (shown once)."""
-    name = str(_json().get("name") or "").strip()
-    if not name:
-        raise BadInput("name is required", field="name")
-    token = issue_token(current_app.extensions["gridgov_db"], current_user(), name)
-    return jsonify({"token": token, "name": name}), 201
+    """Issue an API token for the current person (shown once): {name, days?, region?, permissions?}."""
+    body = _json()
+    unknown = set(body) - {"name", "days", "region", "permissions"}
+    if unknown:
+        raise BadInput(f"unknown field {sorted(unknown)[0]}", field=sorted(unknown)[0][:64])
+    tok = create_token(current_app.extensions["gridgov_db"], _person(), body.get("name"),
+                       days=body.get("days", 90), region=body.get("region"), permissions=body.get("permissions"))
+    return jsonify(tok), 201
+
+
+@bp.get("/api/tokens")
+@login_required
+def list_tokens_api():
+    """The current person's tokens (never the secrets)."""
+    return jsonify({"tokens": list_tokens(current_app.extensions["gridgov_db"], _person())})
+
+
+@bp.delete("/api/tokens/<int:token_id>")
+@login_required
+def revoke_token_api(token_id: int):
+    """Revoke one of the current person's tokens."""
+    revoke_token(current_app.extensions["gridgov_db"], _person(), token_id)
+    return jsonify({"ok": True, "id": token_id})
 
 
 @bp.post("/api/cases")

@@ -27,6 +27,7 @@ def login(app, username):
     c = app.test_client()
     r = c.post("/api/login", json={"username": username, "password": "password123"})
     assert r.status_code == 200, r.json
+    c.environ_base["HTTP_X_CSRF_TOKEN"] = r.json["csrf_token"]  # what gg.api() sends
     return c
 
 

@@ -57,6 +57,7 @@ def client_for(app, username):
     c = app.test_client()
     r = c.post("/api/login", json={"username": username, "password": PW})
     assert r.status_code == 200, r.get_json()
+    c.environ_base["HTTP_X_CSRF_TOKEN"] = r.json["csrf_token"]  # what gg.api() sends
     return c
 
 

@@ -1,0 +1,211 @@
+"""Load harness: HTTP intake near the database's ceiling, beside pgbench on the same database, same run.
+
+    .venv/bin/python -m bench.load_intake --dsn "host=… dbname=…" [--connections 8,32] [--seconds 20]
+
+Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clone of it) and Debian's
+`wrk` (apt-get install wrk). Loopback only, bounded in time. Steps:
+1. pgbench (4 clients, --seconds): INSERT of a point + the `ST_Covers` grid lookup with the smallest-code
+   tie-break into a scratch table — the database's ceiling for what intake must do at minimum;
+2. `python -m gis serve` (gunicorn, --workers × --threads) on a free loopback port, a dispatcher token;
+3. wrk POSTs /api/cases (random points in one county, 12345 channel) at each --connections level;
+4. the read endpoints (officer list, wall aggregates when present) alone and while intake runs.
+Prints throughput and p50/p95/p99 (from wrk's Lua `done` hook) beside pgbench's TPS; writes JSON to
+bench/out/. Cases it creates stay in the database (use a clone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local s = summary.duration / 1e6
+  io.write(string.format('GGJSON {"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.2f, "p95_ms": %.2f, '
+    .. '"p99_ms": %.2f, "max_ms": %.2f, "errors_status": %d, "errors_socket": %d}\\n',
+    summary.requests, s, summary.requests / s, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+INTAKE_LUA = """
+math.randomseed(os.time() + tonumber(string.sub(tostring({}), 8), 16) %% 1000)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function()
+  local lon = %(x0).6f + math.random() * %(w).6f
+  local lat = %(y0).6f + math.random() * %(h).6f
+  local body = string.format('{"channel":"hotline_12345","kind":"求决","category_code":"%(cat)s",'
+    .. '"title":"压测诉求","content":"load test","lon":%%.6f,"lat":%%.6f}', lon, lat)
+  return wrk.format(nil, "/api/cases", nil, body)
+end
+"""
+
+READ_LUA = """
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function() return wrk.format("GET", "%(path)s") end
+"""
+
+PGBENCH_SQL = """
+\\set rx random(0, 1000000)
+\\set ry random(0, 1000000)
+INSERT INTO bench_intake (geom, grid_code) SELECT p, (SELECT code FROM grid WHERE generation = %(gen)d
+  AND ST_Covers(geom, p) ORDER BY code LIMIT 1)
+  FROM (SELECT ST_SetSRID(ST_MakePoint(%(x0).6f + :rx * %(w).9f / 1000000,
+                                      %(y0).6f + :ry * %(h).9f / 1000000), 4326) p) s;
+"""
+
+
+def log(msg):
+    print(f"[load] {msg}", file=sys.stderr, flush=True)
+
+
+def run_wrk(url, lua, connections, seconds, threads=2):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua + WRK_DONE)
+    try:
+        cp = subprocess.run(["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s",
+                             "--timeout", "10s", "-s", f.name, url], capture_output=True, text=True,
+                            timeout=seconds + 60)
+    finally:
+        os.unlink(f.name)
+    m = re.search(r"GGJSON (\{.*\})", cp.stdout)
+    if not m:
+        raise RuntimeError(f"wrk failed: {cp.stdout[-800:]} {cp.stderr[-800:]}")
+    return json.loads(m.group(1))
+
+
+def run_pgbench(dsn_kv, params, clients, seconds):
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(PGBENCH_SQL % params)
+    try:
+        cp = subprocess.run([str(PGBIN / "pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, 2)),
+                             "-T", str(seconds), "-f", f.name, dsn_kv],
+                            capture_output=True, text=True, timeout=seconds + 60)
+    finally:
+        os.unlink(f.name)
+    m = re.search(r"tps = ([\d.]+)", cp.stdout)
+    lat = re.search(r"latency average = ([\d.]+) ms", cp.stdout)
+    if not m:
+        raise RuntimeError(f"pgbench failed: {cp.stdout[-800:]} {cp.stderr[-800:]}")
+    return {"tps": float(m.group(1)), "latency_avg_ms": float(lat.group(1)) if lat else None, "clients": clients}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), required=not os.environ.get("DATABASE_URL"))
+    ap.add_argument("--connections", default="8,32")
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: GRIDGOV_WORKERS)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--county", help="county code whose extent the points fill (default: the first county)")
+    args = ap.parse_args(argv)
+    if args.seconds > 300:
+        ap.error("--seconds is bounded at 300")
+    sys.path.insert(0, str(ROOT))
+    from cases.auth import create_user, issue_token
+    from gis.cluster import free_port
+    from gis.db import Database
+
+    db = Database(args.dsn, maxconn=2)
+    gen = db.fetchone("SELECT id FROM generation WHERE active")["id"]
+    county = args.county or db.fetchone("SELECT code FROM region WHERE level='county' AND generation=%s "
+                                        "ORDER BY code LIMIT 1", (gen,))["code"]
+    ext = db.fetchone("SELECT ST_XMin(e) x0, ST_YMin(e) y0, ST_XMax(e) x1, ST_YMax(e) y1 FROM (SELECT "
+                      "ST_Extent(geom) e FROM grid WHERE generation=%s AND code LIKE %s) s", (gen, county + "%"))
+    cat = db.fetchone("SELECT code FROM category WHERE parent_code IS NOT NULL ORDER BY code LIMIT 1")["code"]
+    n_cases = db.fetchone("SELECT count(*) n FROM case_record")["n"]
+    params = {"x0": ext["x0"], "y0": ext["y0"], "w": ext["x1"] - ext["x0"], "h": ext["y1"] - ext["y0"],
+              "gen": gen, "cat": cat}
+    user = create_user(db, "load" + secrets.token_hex(3), secrets.token_urlsafe(12), "dispatcher", county[:4] + "00",
+                       hash_method="pbkdf2:sha256:1000")
+    token = issue_token(db, user, "load harness")
+    db.execute("CREATE TABLE IF NOT EXISTS bench_intake (id bigserial PRIMARY KEY, geom geometry(Point, 4326), "
+               "grid_code text, at timestamptz DEFAULT now())")
+    results = {"cases_before": n_cases, "county": county, "seconds": args.seconds}
+    log(f"pgbench: INSERT + ST_Covers lookup, 4 clients, {args.seconds}s over {n_cases:,} cases")
+    results["pgbench"] = run_pgbench(args.dsn, params, 4, args.seconds)
+    log(f"pgbench: {results['pgbench']}")
+
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=args.dsn, GRIDGOV_PORT=str(port), GRIDGOV_HOST="127.0.0.1")
+    if args.workers:
+        env["GRIDGOV_WORKERS"] = str(args.workers)
+    if args.threads:
+        env["GRIDGOV_THREADS"] = str(args.threads)
+    srv = subprocess.Popen([sys.executable, "-m", "gis", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/api/health", timeout=2)
+                break
+            except OSError:
+                if srv.poll() is not None:
+                    raise RuntimeError(srv.stderr.read()[-2000:]) from None
+                time.sleep(0.3)
+        # warm every worker (gazetteer, reference caches)
+        run_wrk(base, INTAKE_LUA % {**params, "token": token}, 4, 3)
+        results["intake"] = {}
+        for c in [int(x) for x in args.connections.split(",")]:
+            r = run_wrk(base, INTAKE_LUA % {**params, "token": token}, c, args.seconds)
+            r["share_of_pgbench"] = round(r["rps"] / results["pgbench"]["tps"], 3)
+            results["intake"][c] = r
+            log(f"intake {c} connections: {r}")
+        reads = {"officer_list": "/api/cases?open=1&limit=50"}
+        results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
+                                  for k, p in reads.items()}
+        log(f"reads alone: {results['reads_alone']}")
+        # reads while intake runs: wrk for intake in the background
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(INTAKE_LUA % {**params, "token": token})
+        bg = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{max(5, args.seconds // 2) + 2}s", "-s", f.name, base],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        results["reads_during_intake"] = {
+            k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
+            for k, p in reads.items()}
+        bg.wait(timeout=120)
+        os.unlink(f.name)
+        log(f"reads during intake: {results['reads_during_intake']}")
+    finally:
+        os.killpg(srv.pid, signal.SIGINT)
+        try:
+            srv.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(srv.pid, signal.SIGKILL)
+        db.execute("DROP TABLE IF EXISTS bench_intake")
+        db.close()
+    print(f"cases in the table before the run: {n_cases:,}")
+    print(f"pgbench INSERT + ST_Covers (4 clients): {results['pgbench']['tps']:,.0f} TPS")
+    for c, r in results["intake"].items():
+        print(f"HTTP intake, {c:>2} connections: {r['rps']:,.0f} req/s ({r['share_of_pgbench']:.0%} of pgbench), "
+              f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+              f"errors {r['errors_status'] + r['errors_socket']}")
+    for k in results["reads_alone"]:
+        a, b = results["reads_alone"][k], results["reads_during_intake"][k]
+        print(f"read {k}: p99 {a['p99_ms']:.1f} ms alone, {b['p99_ms']:.1f} ms during intake")
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"load_intake_{n_cases}.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
