@@ -11,6 +11,7 @@ TOKEN_WRITE = {
     ("cases_api.intake", "POST"): "intake",
     ("cases_api.act", "POST"): "act",
     ("cases_api.pin", "POST"): "act",
+    ("open311.post_request", "POST"): "intake",
 }
 # Routes only a person (session) may use, whatever the method.
 PERSON_ONLY = frozenset({"cases_api.new_token", "cases_api.list_tokens_api", "cases_api.revoke_token_api",
