@@ -47,7 +47,8 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     from webmap import views
 
     app.register_blueprint(views.bp)
-    for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.ogcapi", "webmap.open311", "webmap.exports"):
+    for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.ogcapi", "webmap.open311", "webmap.exports",
+                "webmap.openapi"):
         _maybe_register(app, mod)
     return app
 
