@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from cases.guard import party_for_user
 from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 from gis.privacy import mask_id_no, mask_name, mask_phone
 
@@ -44,18 +45,14 @@ class User:
 
     @property
     def identities(self) -> list[str]:
-        """Unit identities an accusation could name: department, own region, its center, grid."""
-        ids = [self.region_code, "ZZ" + self.region_code]
-        if self.department_code:
-            ids.append(self.department_code)
-        if self.grid_code:
-            ids.append(self.grid_code)
-        return ids
+        """Unit identities an accusation could name (cases.guard.party_for_user): department, grid, own region
+        and the regions above it up to the county, and their centers."""
+        return sorted(party_for_user(self).units)
 
     @property
     def person_ids(self) -> list[str]:
-        """Person identities an accusation could name."""
-        return [x for x in (self.username, self.staff_code, self.display_name) if x]
+        """Person identities an accusation could name: username, staff code, name."""
+        return sorted(party_for_user(self).persons)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role, "role_label": ROLE_LABELS[self.role],
@@ -240,7 +237,9 @@ def user_for_token(db, token: str) -> TokenUser:
 def case_scope(user: User, alias: str = "c") -> tuple[str, dict]:
     """SQL predicate limiting case_record rows (as `alias`) to what `user` may read, with its parameters.
 
-    Every query on cases includes it. Jurisdiction by role, then the conflict-of-interest guard.
+    Every query on cases includes it. Jurisdiction by role, then the conflict-of-interest guard: the SQL
+    form of `cases.guard.may_touch(case, party_for_user(user))` — the same identities, the same overlap test
+    (tests/cases/guards/test_guard_props.py checks that both agree).
     """
     a = alias
     p = {"scope_prefix": user.region_prefix + "%", "scope_ids": user.identities, "scope_persons": user.person_ids,

@@ -51,13 +51,13 @@ def cmd_users(args, settings):
                 raise BadInput("users create needs --username --role --region (and --password)")
             password = args.password or sys.stdin.readline().strip()
             u = create_user(db, args.username, password, args.role, args.region, display_name=args.name or "",
-                            grid_code=args.grid, department_code=args.department)
+                            grid_code=args.grid, department_code=args.department, staff_code=args.staff_code)
             print(json.dumps(u.to_dict(), ensure_ascii=False))
         elif args.action == "token":
             print(issue_token(db, _user_by_name(db, args.username), args.name or "cli"))
         else:
-            for r in db.fetchall("SELECT username, role, region_code, grid_code, department_code, display_name "
-                                 "FROM app_user ORDER BY id"):
+            for r in db.fetchall("SELECT username, role, region_code, grid_code, department_code, staff_code, "
+                                 "display_name FROM app_user ORDER BY id"):
                 print("\t".join(str(v or "") for v in r.values()))
     finally:
         rt.close()
@@ -258,6 +258,8 @@ def register(sub) -> None:
     u.add_argument("--grid")
     u.add_argument("--department")
     u.add_argument("--name")
+    u.add_argument("--staff-code", dest="staff_code",
+                   help="the person's staff code (网格员编号), so an accusation naming it is kept from this user")
     u.set_defaults(fn=cmd_users)
     r = sub.add_parser("rules", help="routing rules: list, export CSV, import CSV (dry run unless --commit)")
     r.add_argument("action", choices=["list", "export", "import"])

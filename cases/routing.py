@@ -3,12 +3,17 @@
 Pure functions over plain data. The rule table is data (routing_rule), a city edits it. The chain is
 *grid ∋ point × category → handling level → responsible body* (FixMyStreet's area × category), with the
 tiers 村为主、乡镇兜底、县域止访 (a category's lowest allowed level), one lead department (牵头) and
-co-handlers (协办), and the conflict-of-interest guard: a unit named in a 举报 is never a handler.
+co-handlers (协办), and the conflict-of-interest guard (`cases.guard.may_touch`): no unit or person a case
+accuses — nor a region under an accused one — is ever its handler: not the center, not a department, not
+the grid officer. A mention that could not be resolved to one body sets `guard_floor`, the level above
+every plausible body.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+
+from cases.guard import accused_by, may_touch, party_for_center, party_for_department, party_for_officer
 
 LEVELS = ("grid", "village", "township", "county", "city")
 LEVEL_LABELS = {"grid": "网格", "village": "村（社区）", "township": "乡镇（街道）", "county": "县（市、区）",
@@ -72,12 +77,13 @@ def region_at(case: dict, level: str, city_code: str | None) -> str | None:
     }[level]
 
 
-def find_department(departments: list[dict], kind: str, case: dict, level: str, city_code: str | None,
-                    excluded: set[str]) -> tuple[dict | None, list[dict]]:
+def find_department(departments: list[dict], kind: str, case: dict, level: str,
+                    city_code: str | None) -> tuple[dict | None, list[dict]]:
     """The department of `kind` responsible for the case at (or nearest above) `level`, and the others seen.
 
     County-level handling uses the county's department, city-level the city's; a county without one
-    falls back to the city's. Excluded (accused) units are never chosen.
+    falls back to the city's. A department the guard excludes (accused, or part of an accused government)
+    is never chosen.
     """
     order = [lv for lv in ("township", "county", "city") if level_index(lv) >= level_index(higher(level, "township"))]
     seen = []
@@ -88,7 +94,7 @@ def find_department(departments: list[dict], kind: str, case: dict, level: str, 
         for d in departments:
             if d["kind"] != kind or d["region_code"] != region:
                 continue
-            if d["code"] in excluded:
+            if not may_touch(case, party_for_department(d)):
                 seen.append({**d, "skipped": "被举报单位，回避"})
                 continue
             return d, seen
@@ -104,7 +110,6 @@ def route(case: dict, rules: list[dict], departments: list[dict], categories: di
     """
     chain = chain or {}
     explanation: list[str] = []
-    excluded = set(case.get("accused_units") or [])
     cat = categories.get(case.get("category_code") or "") or {}
     matching = sorted((r for r in rules if r.get("active", True) and rule_matches(r, case)), key=_specificity)
     rule = matching[0] if matching else None
@@ -130,14 +135,37 @@ def route(case: dict, rules: list[dict], departments: list[dict], categories: di
     if floor and floor in LEVELS and level_index(floor) > level_index(level):
         explanation.append(f"已升级至{LEVEL_LABELS[floor]}")
         level = floor
+    floor = case.get("guard_floor")
+    if floor and floor in LEVELS and level_index(floor) > level_index(level):
+        explanation.append(f"被举报对象待核（有歧义或未识别）：提级至{LEVEL_LABELS[floor]}，高于所有可能的被举报单位")
+        level = floor
     if not case.get("grid_code") and level_index(level) < level_index("county"):
         # Without a location only a center that covers the whole area can take it.
         level = "county" if case.get("county_code") else "city"
         explanation.append(f"无网格定位，由{LEVEL_LABELS[level]}受理")
+    guarded: list[str] = []
+    officer = chain.get("officer_code")
+    if officer and not may_touch(case, party_for_officer(officer, case.get("grid_code"))):
+        guarded.append(officer)
+        officer = None
+        if level_index(level) < level_index("village"):
+            level = "village"
+        explanation.append("回避：被举报的网格员不参与办理")
+    # The handling center: never one the guard excludes (an accused region, its center, or a region under
+    # an accused one) — go up until one may touch the case.
     handler_region = region_at(case, level, city_code)
-    lead, co, guarded, alternatives = None, [], [], []
+    while handler_region and not may_touch(case, party_for_center(handler_region)) and level != "city":
+        guarded += accused_by(case, party_for_center(handler_region))[:1]
+        explanation.append(f"回避：{LEVEL_LABELS[level]}（{handler_region}）与被举报单位有利害关系，提级")
+        level = LEVELS[level_index(level) + 1]
+        handler_region = region_at(case, level, city_code)
+    if handler_region and not may_touch(case, party_for_center(handler_region)):
+        explanation.append("回避：市级亦被举报，须报上级处理（待人工派单）")
+        guarded.append(handler_region)
+        handler_region = None
+    lead, co, alternatives = None, [], []
     for kind in kinds:
-        dept, seen = find_department(departments, kind, case, level, city_code, excluded)
+        dept, seen = find_department(departments, kind, case, level, city_code)
         guarded += [s["code"] for s in seen if s.get("skipped")]
         if dept is None:
             explanation.append(f"未找到{kind}部门（{LEVEL_LABELS[level]}及以上）")
@@ -149,8 +177,8 @@ def route(case: dict, rules: list[dict], departments: list[dict], categories: di
             co.append(dept["code"])
             explanation.append(f"协办部门：{dept['name']}")
     if guarded:
-        explanation.append(f"回避：被举报单位 {'、'.join(guarded)} 不参与办理")
-    officer = chain.get("officer_code") if level in ("grid", "village") else None
+        explanation.append(f"回避：被举报单位 {'、'.join(dict.fromkeys(guarded))} 不参与办理")
+    officer = officer if level in ("grid", "village") else None
     if officer:
         explanation.append(f"网格员 {officer} 负责跟进")
     for r in matching[1:4]:

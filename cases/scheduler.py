@@ -10,7 +10,10 @@ Run from a CLI or a timer, never inside a web request. Two phases, both batched:
    stays unsent and is retried by the next run. Rows are locked with SKIP LOCKED, so two workers never
    deliver the same row.
 Recipients: a 催办 goes to whoever handles the case (lead department, else the grid officer, else the
-handling region's 综治中心); a 督办 goes to the 综治中心 one level above the handling level.
+handling region's 综治中心); a 督办 goes to the 综治中心 one level above the handling level. Every recipient
+passes the conflict-of-interest guard (`cases.guard.may_touch`): a unit or person the case accuses — or a
+region under an accused one — is skipped for the next one up, and delivery checks the guard again (a case
+can gain an accusation through a merge after its notice was recorded; such a notice is suppressed).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from cases.calendar import to_local
 from cases.deadlines import MILESTONE_FIELDS, ReminderPolicy, reminders_due
+from cases.guard import Party, may_touch, party_for_department, party_for_recipient
 from cases.notify import Notifier
 from cases.workflow import OPEN_STATES
 from gis.errors import BadInput
@@ -31,7 +36,7 @@ log = logging.getLogger("gridgov.scheduler")
 CENTER_PREFIX = "ZZ"  # center code = "ZZ" + region code (grids.store / factories)
 
 _SCAN_FIELDS = ("c.id, c.case_no, c.status, c.handling_level, c.handler_region, c.lead_department, c.officer_code, "
-                "c.grid_code, c.village_code, c.township_code, c.county_code, "
+                "c.grid_code, c.village_code, c.township_code, c.county_code, c.accused_units, c.accused_persons, "
                 + ", ".join(f"c.{due}, c.{done}" for due, done in MILESTONE_FIELDS.values()))
 # A milestone is open and within the horizon: due set, not done, due <= now + nearing.
 _DUE_SOON = " OR ".join(f"(c.{due} IS NOT NULL AND c.{done} IS NULL AND c.{due} <= %(horizon)s)"
@@ -52,37 +57,52 @@ def _region_at(case: dict, level: str) -> str | None:
     return case.get(f"{level}_code")
 
 
-def remind_recipient(case: dict) -> str | None:
-    """Who is reminded (催办): the lead department, else the grid officer, else the handling region's center."""
-    if case.get("lead_department"):
-        return case["lead_department"]
-    if case.get("officer_code"):
-        return case["officer_code"]
+def _allowed(case: dict, code: str | None, party_of) -> bool:
+    return bool(code) and may_touch(case, party_of(code))
+
+
+def remind_recipient(case: dict, party_of=party_for_recipient) -> str | None:
+    """Who is reminded (催办): the lead department, else the grid officer, else the handling region's center —
+    the first of them the guard allows; when the case accuses all of them, the supervising center."""
     level = case.get("handling_level")
     region = case.get("handler_region")
-    if region and level not in ("grid", None):
-        return CENTER_PREFIX + region
-    for lv in ("village", "township", "county"):
-        if case.get(f"{lv}_code"):
-            return CENTER_PREFIX + case[f"{lv}_code"]
-    return None
+    candidates = [case.get("lead_department"), case.get("officer_code"),
+                  CENTER_PREFIX + region if region and level not in ("grid", None) else None,
+                  *(CENTER_PREFIX + case[f"{lv}_code"] for lv in ("village", "township", "county")
+                    if case.get(f"{lv}_code"))]
+    for code in candidates:
+        if _allowed(case, code, party_of):
+            return code
+    return supervise_recipient(case, party_of) if any(candidates) else None
 
 
-def supervise_recipient(case: dict) -> str | None:
-    """Who supervises (督办): the 综治中心 one level above the handling level (village/grid → township)."""
+def supervise_recipient(case: dict, party_of=party_for_recipient) -> str | None:
+    """Who supervises (督办): the 综治中心 one level above the handling level (village/grid → township), or the
+    next one up the guard allows."""
     level = case.get("handling_level") if case.get("handling_level") in _UPPER else "village"
     upper = _UPPER[level]
     for lv in _LEVEL_ORDER[_LEVEL_ORDER.index(upper):]:
         code = _region_at(case, lv)
-        if code:
+        if code and _allowed(case, CENTER_PREFIX + code, party_of):
             return CENTER_PREFIX + code
     return None
 
 
-def _notification_rows(case: dict, now: dt.datetime, policy: ReminderPolicy) -> list[tuple]:
+def recipient_parties(db) -> Callable[[str], Party]:
+    """recipient code → guard Party: departments with their government's region, else by code."""
+    depts = {r["code"]: r for r in db.fetchall("SELECT code, region_code FROM department")}
+
+    def party_of(code: str) -> Party:
+        return party_for_department(depts[code]) if code in depts else party_for_recipient(code)
+
+    return party_of
+
+
+def _notification_rows(case: dict, now: dt.datetime, policy: ReminderPolicy, party_of=party_for_recipient
+                       ) -> list[tuple]:
     out = []
     for n in reminders_due(case, now, policy):
-        recipient = remind_recipient(case) if n.kind == "remind" else supervise_recipient(case)
+        recipient = remind_recipient(case, party_of) if n.kind == "remind" else supervise_recipient(case, party_of)
         if recipient is None:
             recipient = "unassigned"
         out.append((case["id"], n.kind, recipient, n.message, n.key, now, n.milestone, n.overdue_days,
@@ -96,6 +116,7 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
     now = to_local(now)
     params = {"open": sorted(OPEN_STATES), "horizon": now + policy.nearing, "after": 0, "limit": batch_size}
     summary = {"scanned": 0, "notices": 0, "inserted": 0, "duplicates": 0, "remind": 0, "supervise": 0}
+    party_of = recipient_parties(db)
     while True:
         with db.cursor(dict_rows=False) as cur:
             cur.execute(f"SELECT {_SCAN_FIELDS} FROM case_record c WHERE c.status = ANY(%(open)s) AND c.id > "
@@ -105,7 +126,7 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
             if not cases:
                 break
             params["after"] = cases[-1]["id"]
-            rows = [r for c in cases for r in _notification_rows(c, now, policy)]
+            rows = [r for c in cases for r in _notification_rows(c, now, policy, party_of)]
             summary["scanned"] += len(cases)
             summary["notices"] += len(rows)
             if rows:
@@ -146,8 +167,9 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
 def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000) -> dict:
     """Phase 2: hand every unsent notification to the notifier and stamp sent_at; failures stay unsent."""
     now = to_local(now)
-    sent = failed = 0
+    sent = failed = suppressed = 0
     after = 0
+    party_of = recipient_parties(db)
     while True:
         with db.cursor(dict_rows=False) as cur:
             cur.execute("SELECT id, case_id, kind, recipient, message, dedupe_key, created_at FROM notification "
@@ -158,11 +180,19 @@ def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000)
             if not rows:
                 break
             after = rows[-1]["id"]
-            cur.execute("SELECT id, case_no FROM case_record WHERE id = ANY(%s)",
+            cur.execute("SELECT id, case_no, accused_units, accused_persons FROM case_record WHERE id = ANY(%s)",
                         (list({r["case_id"] for r in rows if r["case_id"] is not None}),))
-            case_nos = dict(cur.fetchall())
+            cases = {row[0]: {"case_no": row[1], "accused_units": row[2], "accused_persons": row[3]}
+                     for row in cur.fetchall()}
+            blocked = [r["id"] for r in rows if r["case_id"] in cases
+                       and not may_touch(cases[r["case_id"]], party_of(r["recipient"]))]
+            if blocked:
+                cur.execute("UPDATE notification SET sent_at = %s, suppressed = '回避：收件人为被举报单位或人员' "
+                            "WHERE id = ANY(%s)", (now, blocked))
+                suppressed += len(blocked)
+            rows = [r for r in rows if r["id"] not in set(blocked)]
             for r in rows:
-                r["case_no"] = case_nos.get(r["case_id"])
+                r["case_no"] = (cases.get(r["case_id"]) or {}).get("case_no")
             done = []
             for r in rows:
                 try:
@@ -176,9 +206,9 @@ def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000)
             if done:
                 cur.execute("UPDATE notification SET sent_at = %s WHERE id = ANY(%s)", (now, done))
             sent += len(done)
-        if len(rows) < batch_size:
+        if len(rows) + len(blocked) < batch_size:
             break
-    return {"sent": sent, "failed": failed}
+    return {"sent": sent, "failed": failed, "suppressed": suppressed}
 
 
 def run_reminders(db, now: dt.datetime, notifier: Notifier, policy: ReminderPolicy | None = None, *,

@@ -17,12 +17,16 @@ from dataclasses import dataclass
 import psycopg2.errors
 import psycopg2.extras
 
+from cases import guard as guard_mod
 from cases import routing as routing_mod
 from cases import workflow
-from cases.auth import User, case_scope, present_personal_data
+from cases.accused import Directory
+from cases.accused import resolve as resolve_accused
+from cases.auth import User, case_scope, present_personal_data, region_prefix
 from cases.calendar import WorkCalendar, to_local
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, channel_code, compute_deadlines, extend
+from cases.guard import may_touch, party_for_department, party_for_user
 from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
 
 OPEN_STATES = tuple(sorted(workflow.OPEN_STATES))
@@ -33,8 +37,13 @@ CASE_COLUMNS = (
     "dispatched_at, signed_at, replied_at, evaluated_at, closed_at, sign_due_at, reply_due_at, accept_due_at, "
     "handle_due_at, deadline_profile, extended_days, evaluation, version, handling_level, handler_region, "
     "lead_department, co_departments, officer_code, routing, geocode, near_boundary, needs_pin, returned_count, "
-    "reopened_count, forwarded, solved, merged_into, accused_units, accused_persons, updated_at, reporter_key"
+    "reopened_count, forwarded, solved, merged_into, accused_units, accused_persons, updated_at, reporter_key, "
+    "accused_mentions, guard_floor, guard_review"
 )
+# Submission fields whose content a replayed submission_key must repeat exactly (else 409).
+FINGERPRINT_FIELDS = ("channel", "kind", "title", "content", "category_code", "anonymous", "emergency",
+                      "address_text", "reporter_name", "reporter_phone", "reporter_id_no", "crs", "lon", "lat", "x",
+                      "y", "accused_units", "accused_persons")
 
 
 REFERENCE_TTL = 60.0  # seconds
@@ -106,6 +115,16 @@ def int_field(data: dict, name: str, lo: int = 1, hi: int = 2**62) -> int:
     return v
 
 
+def submission_fingerprint(sub: dict) -> str:
+    """A hash of what a submission says (validated fields; received_at only when the sender gave it), so a
+    replayed submission_key can be told apart from a different submission reusing the key."""
+    body = {k: sub.get(k) for k in FINGERPRINT_FIELDS if sub.get(k) not in (None, "", [], False)}
+    if sub.get("received_at"):
+        body["received_at"] = to_local(sub["received_at"]).isoformat()
+    raw = json.dumps(body, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
 def load_calendar_overrides(db) -> dict:
     """Working-day overrides from the calendar_day table: {date: (is_workday, name)}."""
     rows = db.fetchall("SELECT day, is_workday, name FROM calendar_day")
@@ -126,6 +145,8 @@ class CaseService:
         self._ref = None
         self._ref_at = 0.0
         self._gazetteer = None
+        self._directory = None
+        self._dir_fingerprint = None
 
     # -- reference data -----------------------------------------------------------------------
     def reference(self) -> dict:
@@ -158,6 +179,7 @@ class CaseService:
         """Forget cached reference data and the gazetteer."""
         self._ref = None
         self._gazetteer = None
+        self._directory = None
 
     def gazetteer(self):
         """The address gazetteer of the standard addresses (rebuilt when boundaries or addresses change)."""
@@ -261,7 +283,6 @@ class CaseService:
                                                   for x in v) or len(v) > 50:
                 raise BadInput(f"{f} must be a list of at most 50 names or codes", field=f)
             out[f] = [x.strip() for x in v]
-        out["accused_units"] = self.resolve_units(out["accused_units"])
         received = sub.get("received_at")
         if isinstance(received, str):
             try:
@@ -273,40 +294,71 @@ class CaseService:
         if received is not None and not 2000 <= received.year <= 2100:
             raise BadInput("received_at must be between the years 2000 and 2100", field="received_at")
         out["received_at"] = to_local(received) if received else None
+        out["fingerprint"] = submission_fingerprint(out)
+        res = self.resolve_accused(out["accused_units"], out["accused_persons"])
+        out.update(accused_units=res.accused_units, accused_persons=res.accused_persons,
+                   accused_mentions=res.to_dict() if res.mentions else None, guard_floor=res.floor,
+                   guard_review=res.review)
         return out
+
+    def directory(self) -> Directory:
+        """Every accusable unit and person with the spellings that name them (cases.accused), rebuilt when
+        regions, departments, centers, grids, staff or users changed."""
+        fp = self.db.fetchone(
+            "SELECT (SELECT id FROM generation WHERE active) AS gen, (SELECT count(*) FROM department) AS nd, "
+            "(SELECT max(code) FROM department) AS md, (SELECT count(*) FROM staff WHERE active) AS ns, "
+            "(SELECT max(id) FROM staff) AS ms, (SELECT count(*) FROM app_user WHERE active) AS nu, "
+            "(SELECT max(id) FROM app_user) AS mu, (SELECT count(*) FROM center) AS nc")
+        fingerprint = tuple(fp.values())
+        if self._directory is None or self._dir_fingerprint != fingerprint:
+            gen = "(SELECT id FROM generation WHERE active)"
+            self._directory = Directory.from_rows(
+                self.db.fetchall("SELECT code, level, name, short_name, parent_code FROM region "
+                                 f"WHERE generation = {gen}"),
+                self.db.fetchall("SELECT code, name, kind, level, region_code FROM department"),
+                self.db.fetchall("SELECT code, name, level, region_code FROM center"),
+                self.db.fetchall(f"SELECT code, name, village_code FROM grid WHERE generation = {gen}"),
+                self.db.fetchall("SELECT code, name, grid_code FROM staff WHERE active"),
+                self.db.fetchall("SELECT username, display_name, staff_code, grid_code, region_code, department_code "
+                                 "FROM app_user WHERE active"))
+            self._dir_fingerprint = fingerprint
+        return self._directory
+
+    def resolve_accused(self, units: list[str], persons: list[str]):
+        """Accused units and persons given by code, name, short name, alias or staff code → every plausible
+        body's identities (cases.accused.resolve); ambiguous or unresolved mentions flag the case."""
+        if not units and not persons:
+            return resolve_accused(None, [], [])
+        return resolve_accused(self.directory(), units, persons)
 
     def resolve_units(self, units: list[str]) -> list[str]:
-        """Accused units given by name (部门、乡镇、村社区、综治中心、网格) are stored with their codes too, so
-        the conflict-of-interest guard, which compares codes, holds whichever form the accusation used."""
-        if not units:
-            return []
-        rows = self.db.fetchall(
-            "SELECT code, name FROM department WHERE code = ANY(%(u)s) OR name = ANY(%(u)s) "
-            "UNION SELECT code, name FROM region WHERE (code = ANY(%(u)s) OR name = ANY(%(u)s) OR short_name = "
-            "ANY(%(u)s)) AND generation = (SELECT id FROM generation WHERE active) "
-            "UNION SELECT code, name FROM center WHERE code = ANY(%(u)s) OR name = ANY(%(u)s) "
-            "UNION SELECT code, name FROM grid WHERE (code = ANY(%(u)s) OR name = ANY(%(u)s)) "
-            "AND generation = (SELECT id FROM generation WHERE active)", {"u": units})
-        out = list(dict.fromkeys([*units, *(r["code"] for r in rows)]))
-        # A named center stands for its region and vice versa.
-        out += [c[2:] for c in out if c.startswith("ZZ") and c[2:] not in out]
-        out += ["ZZ" + c for c in out if c.isdigit() and "ZZ" + c not in out]
-        return out
+        """Accused units resolved to the identities the guard compares (kept for callers of the old name)."""
+        return self.resolve_accused(units, []).accused_units
 
-    def _existing(self, actor: User | None, key: str | None) -> dict | None:
-        """The case already registered under a submission key (as the actor may see it), or None."""
+    def _existing(self, actor: User | None, sub: dict) -> dict | None:
+        """The case already registered under the submission's key, as the actor may see it, or None.
+
+        A replay with other content is a 409 (the new content would be dropped silently). A replay of a
+        case the actor cannot see reveals nothing of it: only `duplicate_submission: true`."""
+        key = sub.get("submission_key")
         if not key:
             return None
-        row = self.db.fetchone("SELECT id, case_no, status FROM case_record WHERE submission_key = %s", (key,))
+        row = self.db.fetchone("SELECT id, case_no, status, submission_hash, channel, kind, title, content "
+                               "FROM case_record WHERE submission_key = %s", (key,))
         if row is None:
             return None
-        out = dict(row)
+        same = row["submission_hash"] == sub["fingerprint"] if row["submission_hash"] else \
+            all(row[k] == sub.get(k) or (k == "content" and row[k] == (sub.get(k) or ""))
+                for k in ("channel", "kind", "title", "content"))
+        if not same:
+            raise Conflict(f"submission_key {key!r} was already used for a different submission",
+                           field="submission_key")
         if actor is not None:
             try:
-                out = self._read(actor, row["id"])
+                return {**self._read(actor, row["id"]), "duplicate_submission": True}
             except NotFound:
                 pass
-        return {**out, "duplicate_submission": True}
+        return {"duplicate_submission": True, "submission_key": key}
 
     def prepare(self, sub: dict, now: dt.datetime | None = None, validated: bool = False) -> dict:
         """Validate, locate and route a submission without writing anything (raises on bad input)."""
@@ -330,7 +382,8 @@ class CaseService:
         officer = next((p.get("code") for p in [chain.get("officer") or {}] if p.get("code")), None) \
             if chain else None
         case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],
-                            "channel": sub["channel"], "accused_units": sub.get("accused_units") or []}
+                            "channel": sub["channel"], "accused_units": sub.get("accused_units") or [],
+                            "accused_persons": sub.get("accused_persons") or [], "guard_floor": sub.get("guard_floor")}
         decision = routing_mod.route(case_for_routing, ref["rules"], ref["departments"], ref["categories"],
                                      chain={"generation": codes["generation"], "officer_code": officer},
                                      city_code=ref["city_code"])
@@ -350,7 +403,7 @@ class CaseService:
         if actor is not None and actor.role not in INTAKE_ROLES:
             raise Forbidden(f"role {actor.role} does not register cases", field="role")
         sub = self._validate_submission(sub)
-        existing = self._existing(actor, sub.get("submission_key"))
+        existing = self._existing(actor, sub)
         if existing is not None:
             return existing
         # Location and routing first, outside the write transaction (they read through the pool).
@@ -361,7 +414,7 @@ class CaseService:
                 case_no = prep["case_no"]
         except psycopg2.errors.UniqueViolation:
             # The same submission arrived twice at the same moment: the other one won.
-            existing = self._existing(actor, sub.get("submission_key"))
+            existing = self._existing(actor, sub)
             if existing is None:
                 raise
             return existing
@@ -373,8 +426,8 @@ class CaseService:
         if view and actor:
             try:
                 out = self._read(actor, case_id)
-            except NotFound:  # registered for another jurisdiction: the essentials only
-                pass
+            except NotFound:  # registered for another jurisdiction (or naming the actor): the essentials only
+                out = {"id": case_id, "case_no": case_no, "status": state, "visible": False}
         return {**out, "duplicate_submission": False, "duplicates": dups}
 
     def write_prepared(self, cur, prep: dict, actor: User | None) -> tuple[int, str, list]:
@@ -386,8 +439,15 @@ class CaseService:
         sub, loc, codes, near, decision, received = (prep["sub"], prep["loc"], prep["codes"], prep["near"],
                                                      prep["decision"], prep["received"])
         actor_role = actor.role if actor else "citizen"
+        self._guard_handlers({**codes, "accused_units": sub.get("accused_units"),
+                              "accused_persons": sub.get("accused_persons"), **decision.to_dict()})
         events = [(actor_role, "receive", None, "received", None,
                    {"channel": sub["channel"], "routing": decision.explanation})]
+        if sub.get("guard_review"):
+            # Flag for a dispatcher: who the accusation names could not be pinned to one body.
+            events.append(("system", "guard_review", "received", "received",
+                           "被举报对象有歧义或未识别，已提级并待派单员核定",
+                           {"mentions": sub["accused_mentions"]["mentions"], "floor": sub.get("guard_floor")}))
         state = "received"
         stamps: dict[str, dt.datetime | None] = {"accepted_at": None, "dispatched_at": None}
         if actor is not None and actor.role in ("dispatcher", "admin", "city_center", "county_center",
@@ -411,7 +471,8 @@ class CaseService:
             "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
             "received_at, accepted_at, dispatched_at, handling_level, handler_region, lead_department, "
             "co_departments, officer_code, routing, geocode, near_boundary, needs_pin, accused_units, "
-            "accused_persons, deadline_profile, sign_due_at, reply_due_at, accept_due_at, handle_due_at) VALUES "
+            "accused_persons, deadline_profile, sign_due_at, reply_due_at, accept_due_at, handle_due_at, "
+            "accused_mentions, guard_floor, guard_review, submission_hash) VALUES "
             "('GG' || to_char(%(received)s::timestamptz AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || "
             "lpad(nextval('case_no_seq')::text, 8, '0'), %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, "
             "%(content)s, %(anon)s, %(rname)s, %(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS "
@@ -419,7 +480,7 @@ class CaseService:
             "%(grid)s, %(gen)s, %(village)s, %(township)s, %(county)s, %(state)s, %(emerg)s, %(received)s, "
             "%(accepted)s, %(dispatched)s, %(level)s, %(hregion)s, %(lead)s, %(co)s, %(officer)s, %(routing)s, "
             "%(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, %(profile)s, %(sign_due)s, %(reply_due)s, "
-            "%(accept_due)s, %(handle_due)s) RETURNING id, case_no",
+            "%(accept_due)s, %(handle_due)s, %(mentions)s, %(gfloor)s, %(greview)s, %(shash)s) RETURNING id, case_no",
             {"key": sub.get("submission_key"), "channel": sub["channel"], "kind": sub["kind"],
              "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
              "anon": sub["anonymous"],
@@ -440,7 +501,10 @@ class CaseService:
              "near": near is not None, "pin": loc["needs_pin"], "au": sub.get("accused_units") or [],
              "ap": sub.get("accused_persons") or [], "profile": dl.profile,
              "sign_due": d.get("sign_due_at"), "reply_due": d.get("reply_due_at"),
-             "accept_due": d.get("accept_due_at"), "handle_due": d.get("handle_due_at")})
+             "accept_due": d.get("accept_due_at"), "handle_due": d.get("handle_due_at"),
+             "mentions": json.dumps(sub["accused_mentions"], ensure_ascii=False) if sub.get("accused_mentions")
+             else None, "gfloor": sub.get("guard_floor"), "greview": bool(sub.get("guard_review")),
+             "shash": sub.get("fingerprint")})
         row = cur.fetchone()
         prep["case_no"] = row["case_no"]
         case_id = row["id"]
@@ -548,9 +612,13 @@ class CaseService:
         if action == "merge":
             sets.append("merged_into = %(master)s")
             params["master"] = data["master_id"]
+        if updates:
+            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
+            self._guard_handlers({**cur.fetchone(), **updates})
         for col in ("handling_level", "handler_region", "lead_department", "co_departments", "officer_code",
                     "grid_code", "generation", "village_code", "township_code", "county_code", "category_code",
-                    "routing", "needs_pin", "near_boundary"):
+                    "routing", "needs_pin", "near_boundary", "accused_units", "accused_persons", "guard_floor",
+                    "guard_review"):
             if col in (updates or {}):
                 v = updates[col]
                 sets.append(f"{col} = %(set_{col})s")
@@ -570,7 +638,7 @@ class CaseService:
         cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
                     {**params, "cid": case_id})
         case = cur.fetchone()
-        if case is None:
+        if case is None or not may_touch(case, party_for_user(user)):
             raise NotFound(f"case {case_id} not found")
         return case
 
@@ -614,7 +682,14 @@ class CaseService:
         except (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure):
             raise Conflict("the case was changed at the same moment by someone else: reload and try again",
                            field="version") from None
-        return self._read(user, case_id)
+        try:
+            return self._read(user, case_id)
+        except NotFound:
+            # Committed, and the case left the actor's view (e.g. a 2nd return escalated it upwards): the
+            # action is done, so answer with the committed result, minimal — never a 404.
+            row = self.db.fetchone("SELECT id, case_no, status, version FROM case_record WHERE id = %s", (case_id,))
+            return {**row, "status_label": workflow.STATES.get(row["status"], row["status"]), "action": action,
+                    "committed": True, "moved_out": True}
 
     def _check_handler(self, user: User, case: dict, action: str) -> None:
         """Handling actions belong to the case's handler: its grid officer, lead (or co-) department, or center."""
@@ -639,9 +714,11 @@ class CaseService:
             level = case["handling_level"] or "village"
             target = workflow.next_level(level if level in workflow.LEVELS else "village")
             data.update(from_level=level, to_level=target)
-            return self._reroute(case, ref, escalation_level=target)
+            return self._reroute(case, ref, escalation_level=target, user=user)
         if action in ("correct_routing", "reassign") or (action == "dispatch" and data.get("grid_code")):
-            return self._reroute(case, ref, override=data)
+            return self._reroute(case, ref, override=data, user=user,
+                                 review=action != "dispatch" and (case.get("guard_review") or any(
+                                     data.get(f) for f in ("accused_units", "accused_persons"))))
         if action == "merge":
             self._check_master(cur, user, case, data)
         elif action == "request_extension":
@@ -708,9 +785,30 @@ class CaseService:
                     updates=updates)
         self._set_deadlines(cur, case_id)
 
-    def _reroute(self, case: dict, ref: dict, escalation_level: str | None = None, override: dict | None = None):
+    def _reroute(self, case: dict, ref: dict, escalation_level: str | None = None, override: dict | None = None,
+                 user: User | None = None, review: bool = False):
+        """Route a case again (escalation, correction, reassignment, dispatch to a grid, pin) and return the
+        routing columns to update. Overrides must stay in the actor's jurisdiction and pass the guard;
+        `review` is a dispatcher's check of a flagged accusation: the floor above all plausible accused bodies
+        is lifted (they all stay excluded) and mentions it adds in `accused_units`/`accused_persons` are
+        resolved and added (never removed)."""
         override = override or {}
         c = dict(case)
+        extra = {}
+        if review:
+            adds = {}
+            for f in ("accused_units", "accused_persons"):
+                v = override.get(f) or []
+                if not isinstance(v, list) or len(v) > 50 or not all(
+                        isinstance(x, str) and 0 < len(x.strip()) <= 100 and "\x00" not in x for x in v):
+                    raise BadInput(f"{f} must be a list of at most 50 names or codes", field=f)
+                adds[f] = [x.strip() for x in v]
+            res = self.resolve_accused(adds["accused_units"], adds["accused_persons"])
+            for f, new in (("accused_units", res.accused_units), ("accused_persons", res.accused_persons)):
+                c[f] = list(dict.fromkeys([*(case.get(f) or []), *new]))
+                extra[f] = c[f]
+            c["guard_floor"] = res.floor if res.review else None
+            extra.update(guard_floor=c["guard_floor"], guard_review=res.review)
         if override.get("grid_code"):
             g = self.db.fetchone(
                 "SELECT g.code, g.generation, g.village_code, r.parent_code AS township_code, "
@@ -720,6 +818,7 @@ class CaseService:
                 (override["grid_code"],))
             if g is None:
                 raise BadInput(f"unknown grid {override['grid_code']!r}", field="grid_code")
+            self._check_jurisdiction(user, village_code=g["village_code"])
             if g["code"] in (case.get("accused_units") or []):
                 raise Unprocessable("被举报的网格不得承办该件", field="grid_code")
             c.update(grid_code=g["code"], generation=g["generation"], village_code=g["village_code"],
@@ -730,6 +829,11 @@ class CaseService:
             c["category_code"] = override["category_code"]
         if escalation_level:
             c["escalation_level"] = escalation_level
+        elif review and case.get("id"):
+            # The level the guard's floor raised the case to goes with the floor; real escalations stay.
+            row = self.db.fetchone("SELECT max(array_position(%s, data->>'to_level')) AS i FROM case_event "
+                                   "WHERE case_id = %s AND action = 'escalate'", (list(routing_mod.LEVELS), case["id"]))
+            c["escalation_level"] = routing_mod.LEVELS[row["i"] - 1] if row and row["i"] else None
         elif case.get("handling_level") in ("township", "county", "city"):
             c["escalation_level"] = case["handling_level"]
         officer = self._officer_code(c.get("grid_code"))
@@ -737,44 +841,79 @@ class CaseService:
                               chain={"generation": c.get("generation"), "officer_code": officer},
                               city_code=ref["city_code"])
         if override.get("lead_department"):
-            if override["lead_department"] not in ref["dept_by_code"]:
+            dept = ref["dept_by_code"].get(override["lead_department"])
+            if dept is None:
                 raise BadInput(f"unknown department {override['lead_department']!r}", field="lead_department")
-            if override["lead_department"] in (case.get("accused_units") or []):
+            self._check_jurisdiction(user, department=dept)
+            if not may_touch(c, party_for_department(dept)):
                 raise Unprocessable("被举报单位不得承办该件", field="lead_department")
             d.lead_department = override["lead_department"]
-            d.explanation.append(f"人工指定牵头部门：{ref['dept_by_code'][d.lead_department]['name']}")
+            d.co_departments = [x for x in d.co_departments if x != d.lead_department]
+            d.explanation.append(f"人工指定牵头部门：{dept['name']}")
         out = {"handling_level": d.handling_level, "handler_region": d.handler_region,
                "lead_department": d.lead_department, "co_departments": d.co_departments,
                "officer_code": d.officer_code, "routing": d.to_dict(), "needs_pin": not c.get("grid_code"),
-               "near_boundary": False}
+               "near_boundary": False, **extra}
         for k in ("grid_code", "generation", "village_code", "township_code", "county_code", "category_code"):
             if override.get(k) or (k != "category_code" and override.get("grid_code")):
                 out[k] = c.get(k)
         return out
 
+    @staticmethod
+    def _check_jurisdiction(user: User | None, village_code: str | None = None, department: dict | None = None):
+        """Re-routing stays inside the actor's jurisdiction: a new location in it, a department of it or above it
+        (a township may hand a case to its county's or the city's bureau, never to another county's)."""
+        if user is None:
+            return
+        prefix = user.region_prefix
+        if village_code is not None and not village_code.startswith(prefix):
+            raise Forbidden("不得改派至本辖区以外的网格（请报上级改派）", field="grid_code")
+        if department is not None:
+            r = department["region_code"]
+            if not (r.startswith(prefix) or user.region_code.startswith(region_prefix(r))):
+                raise Forbidden("不得改派给本辖区以外的部门（请报上级改派）", field="lead_department")
+
+    def _guard_handlers(self, case: dict) -> None:
+        """The last check before any routing is written: no handler of the case may be one it accuses."""
+        blocked = guard_mod.blocked_handlers(case, self.reference()["dept_by_code"])
+        if blocked:
+            raise Unprocessable("被举报单位或人员不得承办该件（回避）", field="lead_department")
+
     def _check_master(self, cur, user: User, case: dict, data: dict) -> None:
-        """The master of a merge: visible to the user, open, and never handled by a unit this case accuses."""
+        """The master of a merge: visible to the user, open, and the guard holds both ways through the merge.
+
+        The merged family (both cases and whatever was merged into either) will share one answer, so it shares
+        one guard: the union of their accused units and persons. If that union accuses any handler of any
+        family member — an accusation merged into a case its accused unit handles, or a case handled by the
+        accused merged into the accusation — the merge is refused (409). Otherwise every member inherits the
+        union, so no accused unit or person reads the unified reply through any of them."""
         master = data["master_id"]
         if master == case["id"]:
             raise BadInput("merge needs master_id of another case", field="master_id")
         scope, params = case_scope(user)
-        cur.execute(f"SELECT id, status, lead_department, co_departments, grid_code, officer_code, handler_region "
-                    f"FROM case_record c WHERE c.id = %(mid)s AND {scope}", {**params, "mid": master})
+        cur.execute(f"SELECT id, status FROM case_record c WHERE c.id = %(mid)s AND {scope}",
+                    {**params, "mid": master})
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"master case {master} not found")
         if row["status"] in ("merged", "rejected"):
             raise Unprocessable(f"master case {master} is {row['status']}", field="master_id")
-        handlers = {row["lead_department"], row["grid_code"], row["handler_region"],
-                    "ZZ" + (row["handler_region"] or ""), *(row["co_departments"] or [])} - {None}
-        accused = set(case.get("accused_units") or [])
-        if accused & handlers or (row["officer_code"] and row["officer_code"] in (case.get("accused_persons") or [])):
-            raise Unprocessable("举报件不得并入被举报单位或人员承办的案件", field="master_id")
-        # The master inherits the accusation's guard: whoever it accuses must not read the unified case either.
-        if case.get("accused_units") or case.get("accused_persons"):
-            cur.execute("UPDATE case_record SET accused_units = ARRAY(SELECT DISTINCT unnest(accused_units || "
-                        "%s::text[])), accused_persons = ARRAY(SELECT DISTINCT unnest(accused_persons || %s::text[])) "
-                        "WHERE id = %s", (case.get("accused_units") or [], case.get("accused_persons") or [], master))
+        cur.execute("SELECT id, accused_units, accused_persons, lead_department, co_departments, officer_code, "
+                    "handler_region, grid_code, guard_review FROM case_record WHERE id = ANY(%(ids)s) "
+                    "OR merged_into = ANY(%(ids)s) ORDER BY id", {"ids": [case["id"], master]})
+        family = cur.fetchall()
+        units = list(dict.fromkeys(x for m in family for x in m["accused_units"] or []))
+        persons = list(dict.fromkeys(x for m in family for x in m["accused_persons"] or []))
+        if not units and not persons:
+            return
+        depts = self.reference()["dept_by_code"]
+        for m in family:
+            if guard_mod.blocked_handlers({**m, "accused_units": units, "accused_persons": persons}, depts):
+                raise Conflict("举报件不得与被举报单位或人员承办的案件合并（回避）：合并后统一答复会让被举报方看到",
+                               field="master_id")
+        cur.execute("UPDATE case_record SET accused_units = %s, accused_persons = %s, guard_review = guard_review "
+                    "OR %s WHERE id = ANY(%s)", (units, persons, any(m["guard_review"] for m in family),
+                                                 [m["id"] for m in family]))
 
     def pin(self, user: User, case_id: int, x, y, crs: str = "EPSG:4326", now=None,
             expected_version: int | None = None) -> dict:
@@ -801,7 +940,8 @@ class CaseService:
             if not (case["needs_pin"] or case["near_boundary"]) or case["status"] not in PIN_STATES:
                 raise Conflict(f"case {case['case_no']} is not waiting for a location ({case['status']})",
                                field="status")
-            upd = self._reroute(case, ref, override={"grid_code": chain["grid"]["code"]})
+            upd = self._reroute(case, ref, override={"grid_code": chain["grid"]["code"]}, user=user)
+            self._guard_handlers({**case, **upd})
             cur.execute(
                 "UPDATE case_record SET geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), orig_crs = %s, orig_x = %s, "
                 "orig_y = %s, grid_code = %s, generation = %s, village_code = %s, township_code = %s, county_code = %s,"
@@ -845,8 +985,10 @@ class CaseService:
         return out
 
     def list(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,
-             offset: int = 0, order: str = "urgency", needs_pin: bool | None = None) -> list[dict]:
-        """Cases the user may see; `urgency` orders by the nearest due instant first."""
+             offset: int = 0, order: str = "urgency", needs_pin: bool | None = None,
+             guard_review: bool | None = None) -> list[dict]:
+        """Cases the user may see; `urgency` orders by the nearest due instant first; `guard_review` selects the
+        accusations whose accused mentions wait for a dispatcher's check."""
         if not 1 <= limit <= 1000:
             raise BadInput("limit must be 1..1000", field="limit")
         scope, params = case_scope(user)
@@ -862,6 +1004,9 @@ class CaseService:
         if needs_pin is not None:
             where.append("c.needs_pin = %(pin)s")
             params["pin"] = needs_pin
+        if guard_review is not None:
+            where.append("c.guard_review = %(greview)s")
+            params["greview"] = guard_review
         orders = {
             # the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and
             # finished cases come after everything that still has a deadline
@@ -879,12 +1024,15 @@ class CaseService:
         return [present_personal_data(user, _plain(r)) for r in rows]
 
     def repeat_counts(self, user: User, case_id: int) -> dict:
-        """重复信访: how many cases the same reporter filed, and how many merged into this case."""
+        """重复信访: how many cases the same reporter filed, and how many merged into this case — counted only
+        among the cases the user may see (a count over the whole city would tell what the scope hides)."""
         case = self.get(user, case_id)
+        scope, params = case_scope(user)
         row = self.db.fetchone(
-            "SELECT (SELECT count(*) FROM case_record WHERE reporter_key IS NOT NULL AND reporter_key = "
-            "(SELECT reporter_key FROM case_record WHERE id = %(id)s)) AS by_person, "
-            "(SELECT count(*) FROM case_record WHERE merged_into = %(id)s) AS merged_in", {"id": case["id"]})
+            f"SELECT (SELECT count(*) FROM case_record c WHERE c.reporter_key IS NOT NULL AND c.reporter_key = "
+            f"(SELECT reporter_key FROM case_record WHERE id = %(id)s) AND {scope}) AS by_person, "
+            f"(SELECT count(*) FROM case_record c WHERE c.merged_into = %(id)s AND {scope}) AS merged_in",
+            {**params, "id": case["id"]})
         return {"by_person": row["by_person"], "merged_in": row["merged_in"]}
 
 

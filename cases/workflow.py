@@ -106,7 +106,8 @@ REASON_REQUIRED: frozenset[str] = frozenset({
 
 # Event kind recorded for an action when it differs from the action code.
 EVENT_KINDS: dict[str, str] = {"approve_extension": "extended"}
-EVENT_LABELS: dict[str, str] = {**ACTIONS, "extended": "延期"}
+EVENT_LABELS: dict[str, str] = {**ACTIONS, "extended": "延期", "guard_review": "回避待核", "merged_in": "并入",
+                                "unified_reply": "统一答复", "pin": "人工定位"}
 
 _IN_PROGRESS = ("dispatched", "signed", "handling", "returned", "reopened")
 _MERGEABLE = ("received", "accepted", "dispatched", "signed", "returned", "handling", "reopened")

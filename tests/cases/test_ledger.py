@@ -84,8 +84,9 @@ def test_ledger_other_users_and_filters(db, ledger_cases, tmp_path):
     assert {"2026-A1", "2026-A2", "2026-ACC", "2026-B5"} <= set(rows)
     assert rows["2026-A2"]["联系电话"] == PHONE  # the dispatcher handles intake: unmasked
     ledger.export_ledger(db, OFFICER, path, dt.date(2026, 3, 1), dt.date(2026, 3, 31))
-    # Grid 1 only; the accusation names the township center, not this officer.
-    assert set(rows_by_case(read(path)[1])) == {"2026-A1", "2026-A2", "2026-ACC"}
+    # Grid 1 only; the accusation names the township center this officer's grid lies under: a subordinate
+    # of an accused unit never sees the accusation (cases.guard).
+    assert set(rows_by_case(read(path)[1])) == {"2026-A1", "2026-A2"}
     n = ledger.export_ledger(db, DISPATCHER, path, dt.date(2026, 3, 1), dt.date(2026, 3, 31),
                              {"status": "dispatched", "township_code": T2})["rows"]
     assert set(rows_by_case(read(path)[1])) == {"2026-B5"} and n == 1

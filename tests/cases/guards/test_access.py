@@ -62,8 +62,8 @@ def test_merge_hands_accusation_to_the_accused(app, svc, city):
     acc = accusation(svc, city)
     import pytest
 
-    from gis.errors import Unprocessable
-    with pytest.raises(Unprocessable, match="被举报"):
+    from gis.errors import Conflict
+    with pytest.raises(Conflict, match="被举报"):
         svc.act(city["disp"], acc["id"], "merge", data={"master_id": master["id"]}, now=NOW)
     zj = client_for(app, "zj")
     m = zj.get(f"/api/cases/{master['id']}").get_json()
