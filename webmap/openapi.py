@@ -49,8 +49,9 @@ def ok(schema: dict | None = None, status: str = "200", types=("application/json
 LONLAT = [q("lon", {"type": "number"}, desc="longitude (or x with crs)"), q("lat", {"type": "number"}),
           q("x", {"type": "number"}), q("y", {"type": "number"}), q("crs", desc="EPSG:4326 (default), GCJ-02, BD-09, "
                                                                           "EPSG:45xx …")]
-ITEMS = [q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}), q("offset", {"type": "integer", "minimum": 0}),
-         q("bbox", desc="minLon,minLat,maxLon,maxLat"), q("datetime", desc="instant, date or a/b interval")]
+ITEMS = [q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}),
+         q("offset", {"type": "integer", "minimum": 0}), q("bbox", desc="minLon,minLat,maxLon,maxLat"),
+         q("datetime", desc="instant, date or a/b interval")]
 O311_REQUESTS = [q("api_key"), q("service_request_id"), q("service_code"), q("start_date"), q("end_date"),
                  q("status", {"type": "string", "enum": ["open", "closed", "open,closed"]}), q("crs"),
                  q("updated_after"), q("after_id", {"type": "integer", "minimum": 0}),
@@ -88,7 +89,8 @@ OPERATIONS: dict[str, dict] = {
     "cases_api.list_tokens_api": {"responses": ok()},
     "cases_api.revoke_token_api": {"responses": ok()},
     "cases_api.intake": {"requestBody": body(SUB), "responses": {**ok(status="201"), **ok()}},
-    "cases_api.list_cases": {"parameters": [q("status", {"type": "string", "enum": sorted(STATES)}), q("open", {"type": "string", "enum": ["0", "1", "true"]}),
+    "cases_api.list_cases": {"parameters": [q("status", {"type": "string", "enum": sorted(STATES)}),
+                                            q("open", {"type": "string", "enum": ["0", "1", "true"]}),
                                             q("needs_pin", {"type": "string", "enum": ["0", "1", "true"]}),
                                             q("order", {"type": "string", "enum": ["urgency", "newest"]}),
                                             q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
