@@ -6,7 +6,7 @@ from __future__ import annotations
 from cases import workflow
 from cases.auth import User, case_scope, present_personal_data
 from cases.deadlines import CHANNELS
-from gis.errors import NotFound, Unauthorized
+from gis.errors import Forbidden, NotFound, Unauthorized
 from grids.features import Collection, Query, feature, where_clause
 
 # Public properties of a case feature (filterable by equality, except the labels).
@@ -26,6 +26,9 @@ CASES = Collection("cases", "诉求件", "Cases (points) the caller may see; per
 def _require(user: User | None) -> User:
     if user is None:
         raise Unauthorized("cases need a login or an API token (Authorization: Bearer …)")
+    perms = getattr(user, "permissions", None)
+    if perms is not None and "read" not in perms:
+        raise Forbidden("this API token may not read cases (permission read)", field="Authorization")
     return user
 
 

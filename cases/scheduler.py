@@ -160,7 +160,7 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
     summary["duplicates"] = summary["notices"] - summary["inserted"]
     if summary["inserted"] >= 10_000:
         # Fresh statistics so delivery pages by the primary key instead of re-sorting the backlog.
-        db.execute("ANALYZE notification")
+        db.execute("SELECT analyze_table('notification')")
     return summary
 
 

@@ -107,7 +107,8 @@ def flag_field(sub: dict, name: str) -> bool:
 def int_field(data: dict, name: str, lo: int = 1, hi: int = 2**62) -> int:
     """A positive integer field (JSON number or digits), within [lo, hi]."""
     v = data.get(name)
-    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).strip().isdigit():
+    if isinstance(v, bool) or not isinstance(v, (int, str)) or not (str(v).strip().isascii()
+                                                                  and str(v).strip().isdigit()):
         raise BadInput(f"{name} must be an integer", field=name)
     v = int(str(v).strip())
     if not lo <= v <= hi:
@@ -641,6 +642,8 @@ class CaseService:
     def act(self, user: User, case_id: int, action: str, reason: str | None = None,
             expected_version: int | None = None, data: dict | None = None, now: dt.datetime | None = None) -> dict:
         """Perform an action on a case the user can see; refuses illegal transitions and stale versions."""
+        from cases.action_schema import validate as validate_action_data
+
         if data is not None and not isinstance(data, dict):
             raise BadInput("action data must be a JSON object")
         # Internal keys are never taken from a client: routing changes come only from _reroute.
@@ -663,6 +666,7 @@ class CaseService:
                     cur.execute("SELECT id FROM case_record WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                                 ([case_id, data["master_id"]],))
                 case = self._lock_case(cur, user, case_id)
+                data = validate_action_data(action, data)  # per-action fields and bounds, after the scope's 404
                 if expected_version is not None and expected_version != case["version"]:
                     raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
                                    f"you had {expected_version}): reload and try again", field="version",

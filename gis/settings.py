@@ -2,7 +2,8 @@
 
 | variable                 | meaning                                                     | default        |
 |--------------------------|-------------------------------------------------------------|----------------|
-| DATABASE_URL / GRIDGOV_DATABASE_URL | use this PostgreSQL server instead of the embedded one | unset   |
+| DATABASE_URL / GRIDGOV_DATABASE_URL | use this PostgreSQL server instead of the embedded one (the app role) | unset |
+| GRIDGOV_MIGRATE_URL      | the owner role's DSN for migrations/backup (with DATABASE_URL) | DATABASE_URL |
 | GRIDGOV_DATA_DIR         | data folder (embedded cluster, caches)                      | ./var          |
 | GRIDGOV_DB_PORT          | port for the embedded cluster (must be free if given)       | a free port    |
 | GRIDGOV_DB_POOL_MAX      | connections in this process's pool                          | 8              |
@@ -34,6 +35,7 @@ class Settings:
     """Process settings; build with load_settings() or directly in tests."""
 
     database_url: str | None = None
+    migrate_url: str | None = None
     data_dir: Path = Path("var")
     db_port: int | None = None
     db_pool_max: int = 8
@@ -56,6 +58,8 @@ class Settings:
         """Settings safe to print: the DSN redacted, no secrets."""
         return {
             "database_url": redact_dsn(self.database_url) if self.database_url else "(embedded)",
+            "migrate_url": redact_dsn(self.migrate_url) if self.migrate_url else "(same as database_url)"
+            if self.database_url else "(embedded owner role)",
             "data_dir": str(self.data_dir),
             "db_port": self.db_port,
             "db_pool_max": self.db_pool_max,
@@ -115,6 +119,7 @@ def load_settings(env: dict | None = None) -> Settings:
     url = env.get(PREFIX + "DATABASE_URL") or env.get("DATABASE_URL") or None
     s = Settings(
         database_url=url,
+        migrate_url=env.get(PREFIX + "MIGRATE_URL") or None,
         data_dir=Path(env.get(PREFIX + "DATA_DIR") or "var").absolute(),
         db_port=_int(env, "DB_PORT", None),
         db_pool_max=_int(env, "DB_POOL_MAX", 8),

@@ -28,6 +28,15 @@ def _db():
     return current_app.extensions["gridgov_db"]
 
 
+def _reader():
+    """The caller for reads: a key without the read permission reads nothing (403)."""
+    user = _user()
+    perms = getattr(user, "permissions", None)
+    if perms is not None and "read" not in perms:
+        raise Forbidden("this API key may not read cases (permission read)", field="api_key")
+    return user
+
+
 def _user():
     """The caller behind api_key / Bearer / Basic, or None. A bad key is 401, never anonymous."""
     from cases.auth import user_for_token
@@ -116,7 +125,7 @@ def get_requests(fmt: str):
     from cases.open311 import list_requests
 
     args = request.args.to_dict()
-    rows, nxt = list_requests(_db(), _user(), args)
+    rows, nxt = list_requests(_db(), _reader(), args)
     headers = {}
     if nxt:
         keep = {k: v for k, v in args.items() if k not in ("after_id", "api_key")}
@@ -130,7 +139,7 @@ def get_request(fmt: str, rid: str):
     from cases.open311 import get_request as one
     from cases.open311 import out_crs
 
-    return _out(fmt, "service_requests", [one(_db(), _user(), rid, out_crs(request.args.get("crs")))])
+    return _out(fmt, "service_requests", [one(_db(), _reader(), rid, out_crs(request.args.get("crs")))])
 
 
 @bp.get(f"{V2}/tokens/<token>.{FMT}")
@@ -138,24 +147,34 @@ def get_token(fmt: str, token: str):
     """The service_request_id created for a POST token."""
     from cases.open311 import lookup_token
 
-    return _out(fmt, "service_requests", [lookup_token(_db(), _user(), token)])
+    return _out(fmt, "service_requests", [lookup_token(_db(), _reader(), token)])
 
 
 @bp.post(f"{V2}/requests.{FMT}")
 def post_request(fmt: str):
     """Create a request (form-encoded as the spec says, or JSON) with an API key; intake via CaseService."""
     from cases.open311 import submission
+    from cases.service import INTAKE_ROLES
     from webmap.api_cases import service
 
     user = _user()
     if user is None:
         raise Unauthorized("api_key is required to create a service request", field="api_key")
+    if user.role not in INTAKE_ROLES:
+        raise Forbidden(f"role {user.role} does not register cases", field="role")
     perms = getattr(user, "permissions", None)
     if perms is not None and "intake" not in perms:
         raise Forbidden("this API key may not register cases (permission intake)", field="api_key")
     form = request.form.to_dict() if request.form else (request.get_json(silent=True) or {})
     if not isinstance(form, dict):
         raise BadInput("request body must be form fields or a JSON object")
+    for name, value in list(form.items()):
+        if isinstance(value, bool):
+            form[name] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            form[name] = str(value)
+        elif not isinstance(value, str | type(None)):
+            raise BadInput(f"{str(name)[:64]} must be a text or a number", field=str(name)[:64])
     sub = submission(form)
     try:
         case = service().intake(sub, user, view=False)
