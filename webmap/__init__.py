@@ -48,7 +48,8 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     from webmap import views
 
     app.register_blueprint(views.bp)
-    for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.wall"):
+    for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.ogcapi", "webmap.open311", "webmap.exports",
+                "webmap.openapi", "webmap.wall"):
         _maybe_register(app, mod)
     return app
 

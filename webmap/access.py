@@ -63,6 +63,18 @@ RULES: dict[tuple[str, str], Rule] = {
     ("cases_api.repeats", "GET"): Rule(case=True),
     ("cases_api.clusters", "GET"): Rule(lists_cases=True),
     ("cases_api.rates", "GET"): Rule(lists_cases=True),
+    # open interfaces (issue 10): OGC API Features — geography public, the `cases` collection needs a login or a
+    # token and is scoped and masked in cases/features.py; Open311 reads are public but show no request
+    # without a key; exports are scoped and masked like the case list
+    **{(f"ogcapi.{e}", "GET"): PUBLIC for e in ("landing", "conformance", "collections", "collection",
+                                               "queryables", "items", "feature")},
+    **{(f"open311.{e}", "GET"): PUBLIC for e in ("discovery", "services", "service_definition", "get_requests",
+                                                "get_request", "get_token")},
+    ("open311.post_request", "POST"): Rule(roles=frozenset(INTAKE_ROLES), personal=True, token="intake"),
+    ("exports.export_cases", "GET"): Rule(lists_cases=True, personal=True),
+    ("exports.export_grids", "GET"): Rule(),
+    ("exports.export_rates", "GET"): Rule(lists_cases=True),
+    ("openapi.openapi_json", "GET"): PUBLIC,
     # the command-center wall: the page is public (it shows its login form), its data is scoped aggregates
     ("wall.wall_page", "GET"): PUBLIC,
     ("wall.context", "GET"): Rule(personal=True),

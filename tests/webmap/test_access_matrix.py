@@ -31,7 +31,9 @@ JURISDICTION = {"city_center": "990100", "county_center": "990101", "township_ce
                 "dispatcher": "990100", "admin": "990100"}
 HAS_OUTSIDE = {"township_center", "village_center", "grid_officer", "department"}
 SAMPLE_ARGS = {"layer": "grid", "path": "gg.js", "package": "leaflet", "scope": "fontsource", "token_id": "1",
-               "action": "supervise", "grid_code": "990101001001001"}
+               "action": "supervise", "cid": "grids", "fid": "990101001001001", "rid": "GG0", "code": "CJ01",
+               "fmt": "json", "ext": "csv", "token": "o311_none",
+               "grid_code": "990101001001001"}
 
 
 def may_see_personal_data(role: str, user: dict, case: dict) -> bool:
