@@ -1,9 +1,10 @@
-"""gzip for text responses (scripts, styles, JSON, HTML) when the browser accepts it.
+"""gzip for the app's own files (/vendor libraries and fonts' CSS, /static page scripts) when the client
+accepts it.
 
 The wall's first view is mostly libraries (ECharts alone is 1.1 MB); compressed it is a third of that.
-Files under /vendor and /static are compressed once per file version and kept in memory; other responses
-(GeoJSON layers, JSON) are compressed on the fly when larger than MIN_SIZE. Already-encoded, partial,
-streamed and not-modified responses pass untouched.
+Each file version is compressed once and kept in memory. API answers are left alone: some HTTP clients (test
+clients, WSGI harnesses) announce gzip without decoding it, and our JSON answers are small. Partial,
+already-encoded and error responses pass untouched.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ _CACHE_MAX = 256
 _lock = threading.Lock()
 
 
+PREFIXES = ("/vendor/", "/static/")
+
+
 def _compressible(resp) -> bool:
-    # files (direct passthrough) and buffered bodies; never a generator stream (exports can be large)
-    return (resp.status_code == 200 and "Content-Encoding" not in resp.headers
-            and (resp.mimetype or "").startswith(TYPES) and not request.headers.get("Range")
+    # files (direct passthrough) and buffered bodies; never a generator stream
+    return (request.path.startswith(PREFIXES) and resp.status_code == 200
+            and "Content-Encoding" not in resp.headers and (resp.mimetype or "").startswith(TYPES)
+            and not request.headers.get("Range")
             and (resp.direct_passthrough or not resp.is_streamed)
             and "gzip" in request.headers.get("Accept-Encoding", "").lower())
 
@@ -31,20 +36,18 @@ def _compressible(resp) -> bool:
 def _compress(resp):
     if not _compressible(resp):
         return resp
-    static = request.path.startswith(("/vendor/", "/static/"))
-    key = (request.path, resp.headers.get("ETag"), resp.headers.get("Last-Modified")) if static else None
-    body = _CACHE.get(key) if key else None
+    key = (request.path, resp.headers.get("ETag"), resp.headers.get("Last-Modified"))
+    body = _CACHE.get(key)
     if body is None:
         resp.direct_passthrough = False
         raw = resp.get_data()
         if len(raw) < MIN_SIZE:
             return resp
         body = gzip.compress(raw, compresslevel=6, mtime=0)
-        if key:
-            with _lock:
-                if len(_CACHE) >= _CACHE_MAX:
-                    _CACHE.clear()
-                _CACHE[key] = body
+        with _lock:
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[key] = body
     else:
         resp.direct_passthrough = False
     resp.set_data(body)

@@ -68,6 +68,8 @@ SUB = {"type": "object", "required": ["channel", "kind", "title"], "properties":
     "submission_key": {"type": "string"}, "anonymous": {"type": "boolean"}, "emergency": {"type": "boolean"},
     "reporter_name": {"type": "string"}, "reporter_phone": {"type": "string"}}}
 
+WALL_BBOX = q("bbox", desc="west,south,east,north (WGS84)")
+
 # endpoint → the parts of its operation the url map does not know (per method when a dict of methods).
 OPERATIONS: dict[str, dict] = {
     "map.city_map": {"responses": ok({"type": "string"}, types=("text/html",)), "tags": ["pages"]},
@@ -109,6 +111,21 @@ OPERATIONS: dict[str, dict] = {
                                           q("eps_m", {"type": "integer"}), q("min_samples", {"type": "integer"})],
                            "responses": ok()},
     "cases_api.rates": {"parameters": [q("month", required=True, desc="YYYY-MM"), q("unit")], "responses": ok()},
+    # the command-center wall (/wall): scoped aggregates for the page
+    "wall.wall_page": {"responses": ok({"type": "string"}, types=("text/html",)), "tags": ["pages"]},
+    "wall.context": {"responses": ok(), "tags": ["wall"]},
+    "wall.kpi": {"responses": ok(), "tags": ["wall"]},
+    "wall.month_rates": {"responses": ok(), "tags": ["wall"]},
+    "wall.units": {"parameters": [q("level", {"type": "string", "enum": ["county", "township", "grid"]}),
+                                  q("parent", desc="code prefix (digits)"), WALL_BBOX],
+                   "responses": ok(), "tags": ["wall"]},
+    "wall.cases_in_window": {"parameters": [q("bbox", required=True, desc="west,south,east,north (WGS84)"),
+                                            q("zoom", {"type": "integer", "minimum": 0, "maximum": 22})],
+                             "responses": ok(), "tags": ["wall"]},
+    "wall.grid_cases": {"parameters": [q("limit", {"type": "integer", "minimum": 1, "maximum": 200})],
+                        "responses": ok(), "tags": ["wall"]},
+    "wall.centers": {"parameters": [q("levels", desc="comma-separated: city,county,township,village"), WALL_BBOX],
+                     "responses": ok(), "tags": ["wall"]},
     "exports.export_cases": {"parameters": [*ITEMS[2:], q("status"), q("grid_code")],
                              "responses": ok(FILE, types=EXPORT_TYPES)},
     "exports.export_grids": {"parameters": [q("generation", {"type": "integer"})],
