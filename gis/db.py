@@ -174,10 +174,11 @@ class Database:
                 yield cur
 
     def fetchall(self, sql: str, params=None) -> list[dict]:
-        """Run a query and return all rows as dicts."""
-        with self.cursor() as cur:
+        """Run a query and return all rows as dicts (plain dicts built from tuples: psycopg2's RealDictCursor
+        spends ~30 µs per row filling its rows, seconds for a month of cases at 1,000,000)."""
+        with self.cursor(dict_rows=False) as cur:
             cur.execute(sql, params)
-            return list(cur.fetchall())
+            return rows_as_dicts(cur)
 
     def fetchone(self, sql: str, params=None) -> dict | None:
         """Run a query and return the first row as a dict (or None)."""
@@ -243,6 +244,15 @@ class Session:
                 prepared.add(name)
             cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [params[n] for n in names])
             return cur.fetchone()
+
+
+def rows_as_dicts(cur) -> list[dict]:
+    """All remaining rows of a tuple cursor as plain dicts keyed by column name."""
+    rows = cur.fetchall()
+    if cur.description is None:
+        return []
+    cols = [d.name for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in rows]
 
 
 def copy_rows(cur, table: str, columns: list[str], rows) -> int:

@@ -12,6 +12,8 @@
 | GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+| GRIDGOV_TILE_URL         | intranet XYZ tile URL ({z}/{x}/{y}) under the maps          | none           |
+| GRIDGOV_TILE_CRS         | wgs84, or gcj02 when the tiles are drawn in GCJ-02          | wgs84          |
 | GRIDGOV_SECURE_COOKIES   | 1 behind HTTPS: session cookie `Secure` (`__Host-`), HSTS    | 0              |
 | GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
 | GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
@@ -45,6 +47,8 @@ class Settings:
     demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
+    tile_url: str | None = None
+    tile_crs: str = "wgs84"
     secure_cookies: bool = False
     server: str = "gunicorn"
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
@@ -68,6 +72,8 @@ class Settings:
             "secret_key": "***" if self.secret_key else "(generated)",
             "demo_cases": self.demo_cases,
             "seed": self.seed,
+            "tile_url": redact_dsn(self.tile_url) if self.tile_url else "(none)",
+            "tile_crs": self.tile_crs,
             "secure_cookies": self.secure_cookies,
             "server": f"{self.server} ({self.workers} workers × {self.threads} threads)"
             if self.server == "gunicorn" else f"{self.server} ({self.threads} threads)",
@@ -129,11 +135,18 @@ def load_settings(env: dict | None = None) -> Settings:
         demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+        tile_url=env.get(PREFIX + "TILE_URL") or None,
+        tile_crs=(env.get(PREFIX + "TILE_CRS") or "wgs84").strip().lower(),
         secure_cookies=_flag(env, "SECURE_COOKIES"),
         server=(env.get(PREFIX + "SERVER") or "gunicorn").strip().lower(),
         workers=_int(env, "WORKERS", min(8, 2 * (os.cpu_count() or 1))),
         threads=_int(env, "THREADS", 4),
     )
+    if s.tile_crs not in ("wgs84", "gcj02"):
+        raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")
+    if s.tile_url is not None and not (s.tile_url.startswith(("http://", "https://", "/"))
+                                       and all(k in s.tile_url for k in ("{z}", "{x}", "{y}"))):
+        raise ConfigError(f"{PREFIX}TILE_URL must be an http(s) or /path URL with {{z}}, {{x}} and {{y}}")
     if s.server not in ("gunicorn", "waitress"):
         raise ConfigError(f"{PREFIX}SERVER must be gunicorn or waitress, got {s.server!r}")
     if not 1 <= s.workers <= 64 or not 1 <= s.threads <= 256:

@@ -70,6 +70,27 @@ RULES: dict[tuple[str, str], Rule] = {
     ("attachments_api.list_attachments", "GET"): Rule(case=True),
     ("attachments_api.upload", "POST"): Rule(case=True, token="act"),  # handler, upper centers, registrant
     ("attachments_api.download", "GET"): Rule(case=True),
+    # open interfaces (issue 10): OGC API Features — geography public, the `cases` collection needs a login or a
+    # token and is scoped and masked in cases/features.py; Open311 reads are public but show no request
+    # without a key; exports are scoped and masked like the case list
+    **{(f"ogcapi.{e}", "GET"): PUBLIC for e in ("landing", "conformance", "collections", "collection",
+                                               "queryables", "items", "feature")},
+    **{(f"open311.{e}", "GET"): PUBLIC for e in ("discovery", "services", "service_definition", "get_requests",
+                                                "get_request", "get_token")},
+    ("open311.post_request", "POST"): Rule(roles=frozenset(INTAKE_ROLES), personal=True, token="intake"),
+    ("exports.export_cases", "GET"): Rule(lists_cases=True, personal=True),
+    ("exports.export_grids", "GET"): Rule(),
+    ("exports.export_rates", "GET"): Rule(lists_cases=True),
+    ("openapi.openapi_json", "GET"): PUBLIC,
+    # the command-center wall: the page is public (it shows its login form), its data is scoped aggregates
+    ("wall.wall_page", "GET"): PUBLIC,
+    ("wall.context", "GET"): Rule(personal=True),
+    ("wall.kpi", "GET"): Rule(lists_cases=True),
+    ("wall.month_rates", "GET"): Rule(lists_cases=True),
+    ("wall.units", "GET"): Rule(lists_cases=True),
+    ("wall.cases_in_window", "GET"): Rule(lists_cases=True),
+    ("wall.grid_cases", "GET"): Rule(lists_cases=True),
+    ("wall.centers", "GET"): Rule(),
 }
 
 

@@ -209,10 +209,17 @@ def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
+# Endpoints whose standard mandates application/x-www-form-urlencoded bodies (machine clients with an API
+# key, no cookie session): Open311 GeoReport v2 POST requests.
+FORM_ENDPOINTS = frozenset({"open311.post_request"})
+
+
 def _check_body() -> None:
     if not _has_body():
         return
     mime = request.mimetype or ""
+    if mime == "application/x-www-form-urlencoded" and request.endpoint in FORM_ENDPOINTS:
+        mime = "multipart/form-data"  # a standard that mandates form posts (GeoReport v2): same size limit
     if mime == "multipart/form-data":
         if request.content_length and request.content_length > MAX_CONTENT_LENGTH:
             raise PayloadTooLarge(f"请求过大 (at most {MAX_CONTENT_LENGTH // (1024 * 1024)} MB)")

@@ -31,7 +31,10 @@ JURISDICTION = {"city_center": "990100", "county_center": "990101", "township_ce
                 "dispatcher": "990100", "admin": "990100"}
 HAS_OUTSIDE = {"township_center", "village_center", "grid_officer", "department"}
 SAMPLE_ARGS = {"layer": "grid", "path": "gg.js", "package": "leaflet", "scope": "fontsource", "token_id": "1",
-               "action": "supervise", "attachment_id": "1"}  # attachment 1: a photo of the inside case
+               "action": "supervise", "cid": "grids", "fid": "990101001001001", "rid": "GG0", "code": "CJ01",
+               "fmt": "json", "ext": "csv", "token": "o311_none",
+               "grid_code": "990101001001001",
+               "attachment_id": "1"}  # attachment 1: a photo of the inside case
 
 
 def may_see_personal_data(role: str, user: dict, case: dict) -> bool:
@@ -134,6 +137,8 @@ def _request(client, rule, method, **values):
         body = {"name": "matrix"}
     if rule.endpoint == "cases_api.rates":
         values["query"] = "?month=2026-10"
+    if rule.endpoint == "wall.cases_in_window":
+        values["query"] = f"?bbox={X0 - 0.01},{Y0 - 0.01},{X0 + 0.05},{Y0 + 0.02}&zoom=17"
     url = url_for(rule, **{k: v for k, v in values.items() if k not in ("who", "query")}) + values.get("query", "")
     return client.open(url, method=method, json=body)
 
