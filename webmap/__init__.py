@@ -47,7 +47,7 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     from webmap import views
 
     app.register_blueprint(views.bp)
-    for mod in ("webmap.api_geo", "webmap.api_cases"):
+    for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.review"):
         _maybe_register(app, mod)
     return app
 

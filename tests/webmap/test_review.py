@@ -1,5 +1,6 @@
-"""Township review: the per-unit × day aggregate stays exact under intake, actions and direct updates, and a
-month's per-grid rates from it equal the monthly report's (cases/reports.py), to the fraction."""
+"""Township review: the page, its endpoints, and the per-unit × day aggregate, which stays exact under intake,
+actions and direct updates; a month's per-grid rates from it equal the monthly report's (cases/reports.py),
+to the fraction."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cases.policy import load_rate_policy
 from cases.review import heat_points, parse_period, previous_period, rates_of, review, unit_counts
 from gis.errors import BadInput, Forbidden, NotFound
 from tests.test_demo_year import NOW, demo  # noqa: F401 - the module fixture (a demo city with cases)
+
 
 def get_user_by_username(db, username):
     return get_user(db, db.fetchone("SELECT id FROM app_user WHERE username = %s", (username,))["id"])
@@ -120,3 +122,111 @@ def test_periods():
     for bad in ((None, None, "2026-13"), ("2026-01-10", "2026-01-01", None), ("2020-01-01", "2026-01-01", None)):
         with pytest.raises(BadInput):
             parse_period(*bad)
+
+
+# -- the page and its HTTP endpoints ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def review_app(demo):  # noqa: F811
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from gis.settings import Settings
+    from webmap import create_app
+
+    db = demo[0]
+    app = create_app(settings=Settings(secret_key="t"), db=db, test_config={"TESTING": False})
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield app, f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+def _client(app, username):
+    c = app.test_client()
+    r = c.post("/api/login", json={"username": username, "password": "gridgov2026"},
+               headers={"Origin": "http://localhost"})
+    assert r.status_code == 200, r.get_json()
+    return c
+
+
+MONTH = f"{NOW.year}-{NOW.month - 1:02d}"
+
+
+def test_review_endpoints_scope_and_excel(demo, review_app):  # noqa: F811
+    import io
+
+    import openpyxl
+
+    db = demo[0]
+    app, _ = review_app
+    town = get_user_by_username(db, "township")
+    c = _client(app, "township")
+    j = c.get(f"/api/review?unit={town.region_code}&month={MONTH}").get_json()
+    assert j["unit"]["code"] == town.region_code
+    assert c.get(f"/api/review?unit={town.region_code}&month=2026-13").status_code == 400
+    other = db.fetchone("SELECT code FROM region WHERE level = 'township' AND code NOT LIKE %s LIMIT 1",
+                        (town.region_prefix + "%",))["code"]
+    assert c.get(f"/api/review?unit={other}&month={MONTH}").status_code == 404
+    assert c.get(f"/api/review/heat?unit={other}&month={MONTH}").status_code == 404
+    assert _client(app, "officer").get(f"/api/review?unit={town.region_code}&month={MONTH}").status_code == 403
+    assert app.test_client().get(f"/api/review?unit={town.region_code}&month={MONTH}").status_code == 401
+    # Excel: the table, and a grid name that looks like a formula is neutralised
+    code = j["grids"][0]["grid_code"]
+    db.execute("UPDATE grid SET name = '=HYPERLINK(\"http://x\")' WHERE code = %s", (code,))
+    r = c.get(f"/api/review/export.xlsx?unit={town.region_code}&month={MONTH}")
+    assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment")
+    ws = openpyxl.load_workbook(io.BytesIO(r.data))["网格研判"]
+    rows = list(ws.iter_rows(min_row=3, values_only=True))
+    assert len(rows) == len(j["grids"]) + 1
+    names = {row[0]: row[1] for row in rows}
+    assert names[code] == "'=HYPERLINK(\"http://x\")"
+    assert rows[-1][0] == "合计" and rows[-1][3] == j["totals"]["received"]
+
+
+@pytest.mark.browser
+def test_review_page_in_chromium(demo, review_app, open_page):  # noqa: F811
+    db = demo[0]
+    app, base = review_app
+    town = get_user_by_username(db, "township")
+    # a 类案 of five cases whose title is a script: shown as text, never run
+    spot = db.fetchone("SELECT ST_X(ST_PointOnSurface(geom)) x, ST_Y(ST_PointOnSurface(geom)) y, code, village_code "
+                       "FROM grid WHERE code LIKE %s ORDER BY code LIMIT 1", (town.region_code + "%",))
+    cat = db.fetchone("SELECT code FROM category WHERE parent_code IS NOT NULL ORDER BY code LIMIT 1")["code"]
+    db.execute("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, geom, grid_code, village_code,
+                                 township_code, county_code, category_code)
+        SELECT 'XSS' || i, '12345热线', '求决', '<script>window.__pwned = 1</script>', 'received',
+               %(t)s::timestamptz + i * interval '1 hour', ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326), %(g)s,
+               %(v)s, %(tw)s, left(%(tw)s, 6), %(cat)s
+        FROM generate_series(1, 5) i""", {"t": f"{MONTH}-10T10:00:00+08:00", "x": spot["x"], "y": spot["y"],
+                                            "g": spot["code"], "v": spot["village_code"], "tw": town.region_code,
+                                            "cat": cat})
+    page = open_page("", viewport=(1600, 900))
+    r = page.request.post(base + "/api/login", data={"username": "township", "password": "gridgov2026"},
+                          headers={"Origin": base})
+    assert r.ok
+    page.goto(f"{base}/review?unit={town.region_code}&month={MONTH}")
+    page.wait_for_selector("body[data-ready]", timeout=60_000)
+    summary = review(db, town, town.region_code, *parse_period(None, None, MONTH))
+    assert page.get_attribute("body", "data-review-grids") == str(len(summary["grids"]))
+    assert page.get_attribute("body", "data-review-total") == str(summary["totals"]["received"])
+    assert int(page.get_attribute("body", "data-heat-points")) > 0
+    assert page.locator("canvas.leaflet-heatmap-layer").count() == 1          # the heat layer is drawn
+    assert page.locator("#grids tbody tr").count() == len(summary["grids"])
+    # the week slider steps through the weekly heat layers
+    page.locator("#week").fill("1")
+    assert int(page.get_attribute("body", "data-heat-points")) < summary["totals"]["received"] + 5
+    # a 类案 link lists its cases, with the citizen's text as text
+    links = page.locator("#clusters a[data-i]")
+    assert links.count() >= 1
+    for i in range(links.count()):
+        links.nth(i).click()
+        page.wait_for_selector("body[data-cluster-cases]")
+        if "<script>" in page.inner_text("#clustercases"):
+            break
+    assert "<script>window.__pwned = 1</script>" in page.inner_text("#clustercases")
+    assert page.evaluate("window.__pwned") is None
+    assert page.gg_external == []
+    assert page.gg_console_errors == []
