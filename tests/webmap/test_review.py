@@ -230,3 +230,18 @@ def test_review_page_in_chromium(demo, review_app, open_page):  # noqa: F811
     assert page.evaluate("window.__pwned") is None
     assert page.gg_external == []
     assert page.gg_console_errors == []
+
+
+@pytest.mark.browser
+def test_review_png_for_the_meeting(demo, tmp_path):  # noqa: F811
+    from webmap.snapshot import review_png
+
+    db = demo[0]
+    town = get_user_by_username(db, "township")
+    out = review_png(db, town, town.region_code, MONTH, tmp_path / "review.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") == 1600 and int.from_bytes(data[20:24], "big") == 900
+    assert db.fetchone("SELECT count(*) n FROM api_token WHERE name = 'review-png' AND NOT revoked")["n"] == 0
+    with pytest.raises(NotFound):
+        review_png(db, town, "229999999", MONTH, tmp_path / "x.png")

@@ -136,6 +136,8 @@
       gg.api("GET", "/api/review/clusters?" + q).then(renderClusters),
       loadOutline($("unit").value)
     ]).then(function () {
+      map.invalidateSize();   // the panels have their final size now
+      if (outline.getLayers().length) { map.fitBounds(outline.getBounds(), {padding: [10, 10]}); }
       status("已更新 " + new Date().toLocaleTimeString("zh-CN"));
       document.body.setAttribute("data-ready", "1");
     }, function (e) { status("出错：" + e.message); });
