@@ -20,6 +20,7 @@ level above every plausible unit (`floor`), so the case never lands on one of th
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -52,10 +53,12 @@ MIN_CONTAINED = 3             # a spelling found inside a longer mention must be
 FUZZY_CUTOFF = 75.0
 
 
+_DROP = re.compile(r"[^\w-]")
+
+
 def norm(text: str) -> str:
     """Canonical form of a mention: NFKC, lower case, no spaces or punctuation."""
-    s = unicodedata.normalize("NFKC", text or "").lower()
-    return "".join(ch for ch in s if ch.isalnum() or ch in "-_")
+    return _DROP.sub("", unicodedata.normalize("NFKC", text or "").lower())
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,8 @@ class Directory:
         return d
 
     def lookup(self, mention: str) -> tuple[str, list[Body]]:
-        """(how, bodies) for one mention: code | exact | contains | fuzzy | none."""
+        """(how, bodies) for one mention: code | exact | partial (inside a longer text, containing it, or a near
+        spelling) | none."""
         raw = mention.strip()
         n = norm(raw)
         keys = self.codes.get(raw) or self.codes.get(n)
@@ -178,22 +182,24 @@ class Directory:
         keys = self.spellings.get(n)
         if keys:
             return "exact", self._bodies(keys)
-        if len(n) >= MIN_CONTAINED:
-            inside = [s for s in self.spellings if len(s) >= MIN_CONTAINED and len(s) < len(n) and s in n]
+        found: set[str] = set()
+        if len(n) >= MIN_CONTAINED:  # every substring of the mention (a mention is at most 100 characters)
+            inside = {n[i:j] for i in range(len(n)) for j in range(i + MIN_CONTAINED, len(n) + (i > 0))
+                      if n[i:j] in self.spellings}
             if inside:
                 longest = max(len(s) for s in inside)
-                keys = set().union(*(self.spellings[s] for s in inside if len(s) == longest))
-                return "contains", self._bodies(keys)
-        if len(n) >= 2:
-            around = [s for s in self.spellings if len(s) > len(n) and n in s]
-            if around and len(around) <= 500:
-                return "contains", self._bodies(set().union(*(self.spellings[s] for s in around)))
-        if len(n) >= 3 and self._fuzzy:
+                found = set().union(*(self.spellings[s] for s in inside if len(s) == longest))
+        if not found and 2 <= len(n) <= 8:
+            around = set().union(*(self.spellings[s] for s in self.spellings if len(s) > len(n) and n in s))
+            if len(around) <= 200:
+                found = around
+        if len(n) >= 3 and self._fuzzy:  # a misspelt name (住健局): its near spellings are plausible too
             hits = process.extract(n, self._fuzzy, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=20)
             if hits:
                 best = hits[0][1]
-                keys = set().union(*(self.spellings[s] for s, score, _ in hits if score >= best - 4))
-                return "fuzzy", self._bodies(keys)
+                found |= set().union(*(self.spellings[s] for s, score, _ in hits if score >= best - 4))
+        if found:
+            return "partial", self._bodies(found)
         return "none", []
 
     def _bodies(self, keys) -> list[Body]:
