@@ -39,7 +39,10 @@ CREATE TABLE case_day_stats (
     reopened        integer NOT NULL DEFAULT 0,
     PRIMARY KEY (unit_code, day, category_code)
 );
-CREATE INDEX case_day_stats_day_idx ON case_day_stats (day, unit_code);
+-- A unit's rows for a period by an index-only scan (text_pattern_ops: LIKE 'code%' under any collation).
+CREATE INDEX case_day_stats_unit_idx ON case_day_stats (unit_code text_pattern_ops, day)
+    INCLUDE (category_code, received, sign_cohort, signed_ok, returned, forwarded, reply_cohort, resolved,
+             replied_on_time, evaluated, eval_sat, eval_basic, eval_unsat, closed, closed_clean, reopened);
 
 -- The contributions of a set of case rows (sgn = +1 for new rows, -1 for old ones), one row per cohort.
 CREATE FUNCTION case_day_stats_delta_sql(src text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
