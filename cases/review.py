@@ -146,7 +146,7 @@ def review(db, user: User, unit_code: str, start: dt.date, end: dt.date, categor
         ptotal = _add(ptotal, c)
     unlocated = sum(c["received"] for code, c in cur.items() if code not in grid_codes)
     tr, ptr = rates_of(total, cfg, unit_code), rates_of(ptotal, cfg, unit_code)
-    colour = four_colour(tr, policy.thresholds)
+    colour = official_colour(db, unit, end - dt.timedelta(days=1), policy)
     params = {"prefix": unit_code + "%", "start": start, "end": end}
     cat = _cat_filter(categories, params)
     weeks = db.fetchall(f"SELECT date_trunc('week', day)::date AS week, sum(received)::int AS received, "
@@ -162,11 +162,53 @@ def review(db, user: User, unit_code: str, start: dt.date, end: dt.date, categor
             "totals": {"received": tr.counts["received"], "prev_received": ptr.counts["received"],
                        "unlocated_to_grid": unlocated, "rates": _rate_json(tr), "prev_rates": _rate_json(ptr),
                        "counts": tr.counts},
-            "colour": colour.to_dict(),
+            "colour": colour,
             "grids": rows,
             "weeks": [{"week": w["week"].isoformat(), "received": w["received"], "closed": w["closed"]}
                       for w in weeks],
             "categories": cats}
+
+
+# 四色码 is assigned per calendar month over all units of a level (嘉兴: the last place is red), so a unit's
+# colour is that of the month its period ends in, as the official monthly report gives it.
+_LEVEL_DIGITS = {"county": 6, "township": 9, "village": 12}
+
+
+def official_colour(db, unit: dict, day: dt.date, policy=None) -> dict:
+    """The unit's 四色码 for the month of `day` as the city assigns it, with reasons, rank and source.
+
+    The month's stored snapshot (draft or published) when there is one; else computed from case_day_stats
+    over every unit of the same level, ranked, the last place red — equal to
+    reports.compute_month(db, year, month, level) (tests/cases/test_review_colour.py)."""
+    from cases import reports
+    from cases.policy import load_rate_policy
+    from cases.rates import COLOURS, rank
+
+    level = unit["level"]
+    month = f"{day.year}年{day.month}月"
+    stored = reports.get_snapshot(db, day.year, day.month, level)
+    for r in stored:
+        if r["unit_code"] == unit["code"]:
+            return {"code": r["colour"], "label": COLOURS.get(r["colour"], "无数据"),
+                    "reasons": r["metrics"].get("colour_reasons") or [r["colour_reason"]], "rank": r["rank"],
+                    "of": sum(x["rank"] is not None for x in stored), "month": month, "source": r["state_label"]}
+    policy = policy or load_rate_policy(db)
+    start = day.replace(day=1)
+    end = dt.date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+    n = _LEVEL_DIGITS[level]
+    cols = ", ".join(f"sum({c})::int AS {c}" for c in COUNTS)
+    rows = db.fetchall(f"SELECT left(unit_code, {n}) AS code, {cols} FROM case_day_stats WHERE length(unit_code) >= "
+                       f"{n} AND day >= %s AND day < %s GROUP BY 1", (start, end))
+    units = {r["code"]: rates_of(r, policy.config, r["code"]) for r in rows}
+    ranked = rank(units)
+    ranks = [r for r, _ in ranked if r is not None]
+    last = max(ranks) if ranks and max(ranks) > 1 else None
+    for r, ur in ranked:
+        if ur.unit == unit["code"]:
+            c = four_colour(ur, policy.thresholds, last_place=policy.last_place_red and last is not None and r == last)
+            return {**c.to_dict(), "rank": r, "of": len(ranks), "month": month, "source": "实时计算"}
+    return {"code": None, "label": "无数据", "reasons": ["本月无可考核数据"], "rank": None, "of": len(ranks),
+            "month": month, "source": "实时计算"}
 
 
 def heat_points(db, user: User, unit_code: str, start: dt.date, end: dt.date, categories=None) -> dict:

@@ -47,7 +47,8 @@
     }).join("");
     var c = s.colour;
     $("colour").innerHTML = '<span class="badge ' + esc(c.code || "none") + '">' + esc(c.label) + "码</span>" +
-      esc(s.unit.name) + " " + esc(s.period.from) + " 至 " + esc(s.period.to) + "：" + esc(c.reasons.join("；"));
+      esc(s.unit.name) + " " + esc(c.month) + (c.rank ? "（第 " + c.rank + " / " + c.of + " 名，" : "（") + esc(c.source) + "）：" +
+      esc(c.reasons.join("；"));
     var rows = s.grids.slice().sort(function (a, b) { return b.received - a.received || (a.grid_code < b.grid_code ? -1 : 1); });
     $("grids").tBodies[0].innerHTML = rows.map(function (g) {
       var gr = g.rates, gp = g.prev_rates;
