@@ -186,14 +186,9 @@ class CaseService:
         self.reference()  # refreshes the fingerprint that decides whether the gazetteer is still current
         if self._gazetteer is None:
             from grids.geocode import Gazetteer
+            from grids.store import gazetteer_rows
 
-            regions = self.db.fetchall("SELECT code, level, name, short_name, parent_code FROM region "
-                                       "WHERE generation = (SELECT id FROM generation WHERE active)")
-            roads = self.db.fetchall("SELECT name, county_code, aliases, old_names FROM road")
-            addresses = self.db.fetchall(
-                "SELECT code, full_text, county_code, township_code, village_code, road, door_no, compound, "
-                "building, unit, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM address")
-            self._gazetteer = Gazetteer.from_rows(regions, roads, addresses)
+            self._gazetteer = Gazetteer.from_rows(*gazetteer_rows(self.db))
         return self._gazetteer
 
     # -- location -------------------------------------------------------------------------------
@@ -223,7 +218,8 @@ class CaseService:
         from grids.geocode import geocode
 
         res = geocode(self.gazetteer(), text).to_dict()
-        out["geocode"] = {k: res.get(k) for k in ("status", "precision", "confidence", "normalized")}
+        # components: what the geocoder recognised and what not (村: 未找到 新兴村), shown beside the case
+        out["geocode"] = {k: res.get(k) for k in ("status", "precision", "confidence", "normalized", "components")}
         matched = res.get("matched") or {}
         if res.get("status") == "matched" and (res.get("confidence") or 0) >= self.config.geocode_confident \
                 and matched.get("grid_code") and matched.get("lon") is not None:

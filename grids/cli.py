@@ -162,8 +162,9 @@ def register(sub) -> None:
     b.add_argument("--activate", action="store_true", help="with --commit: activate it and re-locate open cases")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(fn=cmd_import_boundaries)
-    for kind in ("staff", "centers", "departments", "addresses"):
-        t = isub.add_parser(kind, help=f"{kind} from CSV or XLSX (upsert by code)")
+    for kind in ("staff", "centers", "departments", "roads", "addresses"):
+        t = isub.add_parser(kind, help=f"{kind} from CSV or XLSX (upsert by " +
+                            ("name and county)" if kind == "roads" else "code)"))
         t.add_argument("file")
         t.add_argument("--crs", help="CRS of lon/lat columns (default EPSG:4326; GCJ-02, BD-09 …)")
         t.add_argument("--sheet", help="XLSX sheet (default: the first)")

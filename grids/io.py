@@ -21,6 +21,8 @@ from gis.coords import CHINA_BBOX, geometry_to_wgs84, normalize_crs_name, to_wgs
 from gis.db import copy_rows
 from gis.errors import BadInput, Unprocessable
 from grids import store
+from grids.addrnorm import group_number
+from grids.gazetteer import split_names
 from grids.validate import ERROR, WARNING, Report, check_staff, expected_level, validate
 
 REGION_LEVELS = ("city", "county", "township", "village")
@@ -37,7 +39,7 @@ DEFAULT_STAFF_ROLES = (
 # Shapefile truncates field names to 10 characters, hence parent_cod / village_co.
 ALIASES = {
     "code": ("code", "编码", "代码", "区划代码", "网格编码", "地址编码", "人员编码", "工号", "中心编码", "部门编码"),
-    "name": ("name", "名称", "姓名", "网格名称", "区划名称"),
+    "name": ("name", "名称", "姓名", "网格名称", "区划名称", "路名", "道路名称"),
     "level": ("level", "层级", "级别"),
     "parent_code": ("parent_code", "parent_cod", "parent", "上级编码", "上级代码", "上级区划代码"),
     "short_name": ("short_name", "short_nam", "简称"),
@@ -58,16 +60,23 @@ ALIASES = {
     "compound": ("compound", "小区", "小区名称"),
     "building": ("building", "楼栋", "楼号", "楼栋号"),
     "unit": ("unit", "单元", "单元号"),
+    "village_group": ("village_group", "village_gr", "组", "村民小组", "村组", "组号"),
+    "natural_village": ("natural_village", "natural_vi", "自然村", "自然屯", "屯"),
+    "aliases": ("aliases", "alias", "别名", "曾用名", "旧名", "原名称"),
+    "old_names": ("old_names", "old_name", "旧路名", "原路名"),
+    "county_code": ("county_code", "county_cod", "所属县区编码", "县区编码", "区县编码"),
 }
 # Per table: the columns it accepts (the first ones required).
 TABLES = {
     "staff": (("code", "name", "role"), ("phone", "grid_code")),
     "centers": (("code", "name", "level", "region_code", "lon", "lat"), ("phone", "crs")),
     "departments": (("code", "name", "kind", "level", "region_code"), ("phone",)),
+    "roads": (("name", "county_code"), ("aliases", "old_names")),
     "addresses": (("code", "full_text", "lon", "lat"),
-                  ("road", "door_no", "compound", "building", "unit", "grid_code", "crs")),
+                  ("road", "door_no", "compound", "building", "unit", "village_group", "natural_village", "grid_code",
+                   "crs")),
 }
-REGION_COLUMNS = ("code", "name", "level", "parent_code", "short_name", "kind", "urban")
+REGION_COLUMNS = ("code", "name", "level", "parent_code", "short_name", "kind", "urban", "aliases")
 GRID_COLUMNS = ("code", "name", "grid_type", "village_code")
 LAYER_LEVEL = {"city": "city", "county": "county", "township": "township", "village": "village",
                "市": "city", "县区": "county", "县": "county", "区": "county", "乡镇": "township",
@@ -233,6 +242,7 @@ def read_regions(path, layer: str | None = None, crs: str | None = None) -> list
             out.append(dict(code=code, level=level, name=as_text(r.get("name")) or code,
                             short_name=as_text(r.get("short_name")), parent_code=as_code(r.get("parent_code")) or None,
                             kind=as_text(r.get("kind")), urban=_bool(r.get("urban")),
+                            aliases=split_names(as_text(r.get("aliases"))),
                             geom=_polygonal(geom, f"{where} feature {i} (code {code})")))
     return out
 
@@ -342,8 +352,10 @@ def check_records(kind: str, records: list[dict], regions: list[dict], grids: li
     seen: dict[str, int] = {}
     for r in records:
         code = r.get("code", "")
-        where = f"第 {r['_row']} 行 ({code or '无编码'})"
-        if not code:
+        where = f"第 {r['_row']} 行 ({code or r.get('name') or '无编码'})"
+        if kind == "roads":
+            pass              # identified by (name, county_code), checked below
+        elif not code:
             rep.add("missing_value", ERROR, [], f"{where}: 编码为空")
         elif code in seen:
             rep.add("duplicate_code", ERROR, [code], f"{where}: 编码 {code} 与第 {seen[code]} 行重复")
@@ -368,8 +380,30 @@ def check_records(kind: str, records: list[dict], regions: list[dict], grids: li
             elif kind == "centers" and not reg["geom"].covers(r["geom"]):
                 rep.add("outside_region", WARNING, [r["code"], reg["code"]],
                         f"{where}: 综治中心不在其辖区“{reg['name']}”内", [r["lon"], r["lat"]])
+    if kind == "roads":
+        seen_roads: dict[tuple, int] = {}
+        for r in records:
+            r["aliases"], r["old_names"] = split_names(r.get("aliases")), split_names(r.get("old_names"))
+            where = f"第 {r['_row']} 行 ({r.get('name')})"
+            key = (r.get("name"), r.get("county_code"))
+            if key in seen_roads:
+                rep.add("duplicate_code", ERROR, [r.get("name")], f"{where}: 与第 {seen_roads[key]} 行重复")
+            seen_roads[key] = r["_row"]
+            reg = region_by_code.get(r.get("county_code"))
+            if reg is None or reg["level"] != "county":
+                rep.add("unknown_region", ERROR, [r.get("name"), r.get("county_code")],
+                        f"{where}: 县区编码 {r.get('county_code')} 不在当前边界中")
     if kind == "addresses":
         _locate_addresses(rep, records, grids)
+        for r in records:
+            if r.get("village_group"):
+                # 三组 / 第三村民小组 / 3社 / 3 → "3"
+                n = group_number(r["village_group"])
+                if n is None:
+                    rep.add("bad_value", ERROR, [r.get("code")], f"第 {r['_row']} 行 ({r.get('code')}): "
+                            f"村民小组 {r['village_group']!r} 应为 3、三组、第三村民小组 等")
+                else:
+                    r["village_group"] = n
     if kind == "staff":
         role_rows = roles or list(DEFAULT_STAFF_ROLES)
         by_label = {x["label"]: x["role"] for x in role_rows}
@@ -454,7 +488,7 @@ _UPSERT = {
     "centers": ("center", ["code", "name", "level", "region_code", "phone", "geom"]),
     "departments": ("department", ["code", "name", "kind", "level", "region_code", "phone"]),
     "addresses": ("address", ["code", "full_text", "county_code", "township_code", "village_code", "road", "door_no",
-                              "compound", "building", "unit", "grid_code", "geom"]),
+                              "compound", "building", "unit", "village_group", "natural_village", "grid_code", "geom"]),
 }
 
 
@@ -470,6 +504,15 @@ def import_records(db, kind: str, records: list[dict], commit: bool = False, pro
     if not commit:
         return report
     _check_commit(report, f"{kind} import")
+    if kind == "roads":
+        with db.connection() as conn, conn.cursor() as cur:
+            progress(f"writing {len(records):,} roads (upsert by name and county)")
+            for r in records:
+                cur.execute("INSERT INTO road (name, county_code, aliases, old_names) VALUES (%s, %s, %s, %s) "
+                            "ON CONFLICT (name, county_code) DO UPDATE SET aliases = EXCLUDED.aliases, "
+                            "old_names = EXCLUDED.old_names",
+                            (r["name"], r["county_code"], r["aliases"], r["old_names"]))
+        return report
     table, cols = _UPSERT[kind]
     with db.connection() as conn, conn.cursor() as cur:
         if kind == "staff" and not roles:
@@ -505,14 +548,16 @@ def export_layers(db, out, fmt: str = "gpkg", generation: int | None = None, pro
     if fmt not in ("gpkg", "geojson"):
         raise BadInput(f"unknown export format {fmt!r}: gpkg or geojson", field="format")
     gen = resolve_generation(db, generation)
-    queries = {lvl: ("SELECT code, name, level, parent_code, short_name, kind, urban, ST_AsBinary(geom) AS wkb "
+    queries = {lvl: ("SELECT code, name, level, parent_code, short_name, kind, urban, "
+                     "array_to_string(aliases, ';') AS aliases, ST_AsBinary(geom) AS wkb "
                      "FROM region WHERE generation = %(gen)s AND level = %(lvl)s ORDER BY code")
                for lvl in REGION_LEVELS}
     queries["grid"] = ("SELECT code, name, grid_type, village_code, ST_AsBinary(geom) AS wkb FROM grid "
                        "WHERE generation = %(gen)s ORDER BY code")
     queries["center"] = ("SELECT code, name, level, region_code, phone, ST_AsBinary(geom) AS wkb FROM center "
                          "ORDER BY code")
-    queries["address"] = ("SELECT code, full_text, road, door_no, compound, building, unit, grid_code, village_code, "
+    queries["address"] = ("SELECT code, full_text, road, door_no, compound, building, unit, village_group, "
+                          "natural_village, grid_code, village_code, "
                           "township_code, county_code, ST_AsBinary(geom) AS wkb FROM address ORDER BY code")
     out = Path(out)
     if fmt == "gpkg":

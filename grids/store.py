@@ -72,9 +72,10 @@ def active_generation(cur) -> int | None:
 def write_boundaries(cur, gen: int, regions: list[dict], grids: list[dict]) -> None:
     """COPY regions and grids of one generation."""
     copy_rows(cur, "region", ["code", "generation", "level", "name", "short_name", "parent_code", "kind", "urban",
-                              "geom"],
+                              "aliases", "geom"],
               ((r["code"], gen, r["level"], r["name"], r.get("short_name") or "", r.get("parent_code"),
-                r.get("kind") or "", bool(r.get("urban")), ewkb(as_multi(r["geom"]))) for r in regions))
+                r.get("kind") or "", bool(r.get("urban")), list(r.get("aliases") or []), ewkb(as_multi(r["geom"])))
+               for r in regions))
     copy_rows(cur, "grid", ["code", "generation", "name", "grid_type", "village_code", "geom"],
               ((g["code"], gen, g["name"], g["grid_type"], g["village_code"], ewkb(as_multi(g["geom"])))
                for g in grids))
@@ -97,10 +98,11 @@ def write_reference(cur, city) -> None:
               ((r["name"], r["county_code"], list(r.get("aliases") or []), list(r.get("old_names") or []),
                 ewkb(r.get("geom"))) for r in city.roads))
     copy_rows(cur, "address", ["code", "full_text", "county_code", "township_code", "village_code", "road", "door_no",
-                               "compound", "building", "unit", "grid_code", "geom"],
+                               "compound", "building", "unit", "village_group", "natural_village", "grid_code", "geom"],
               ((a["code"], a["full_text"], a["county_code"], a["township_code"], a["village_code"],
                 a.get("road") or "", a.get("door_no") or "", a.get("compound") or "", a.get("building") or "",
-                a.get("unit") or "", a["grid_code"], ewkb(a["geom"])) for a in city.addresses))
+                a.get("unit") or "", a.get("village_group") or "", a.get("natural_village") or "", a["grid_code"],
+                ewkb(a["geom"])) for a in city.addresses))
     # Parents first so the self-reference holds.
     cats = sorted(city.categories, key=lambda c: (c.get("parent_code") is not None, c["code"]))
     copy_rows(cur, "category", ["code", "name", "parent_code", "dept_kind", "min_level"],
@@ -119,6 +121,19 @@ def load_city(db, city, source: str = "demo", progress=print) -> int:
         write_reference(cur, city)
         cur.execute("ANALYZE region; ANALYZE grid; ANALYZE address")
     return gen
+
+
+def gazetteer_rows(db, generation: int | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """Regions (of a generation, the active one by default), roads and standard addresses for grids.gazetteer."""
+    gen = {"gen": generation}
+    regions = db.fetchall("SELECT code, level, name, short_name, parent_code, kind, aliases FROM region "
+                          "WHERE generation = coalesce(%(gen)s, (SELECT id FROM generation WHERE active)) "
+                          "ORDER BY code", gen)
+    roads = db.fetchall("SELECT name, county_code, aliases, old_names FROM road ORDER BY id")
+    addresses = db.fetchall(
+        "SELECT code, full_text, county_code, township_code, village_code, road, door_no, compound, building, unit, "
+        "village_group, natural_village, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM address ORDER BY code")
+    return regions, roads, addresses
 
 
 def city_loaded(db) -> bool:

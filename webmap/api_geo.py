@@ -67,6 +67,7 @@ def api_locate():
 def gazetteer():
     """The app's Gazetteer of the active generation, built once and rebuilt when the generation changes."""
     from grids.geocode import Gazetteer
+    from grids.store import gazetteer_rows
 
     row = db().fetchone("SELECT id FROM generation WHERE active")
     if row is None:
@@ -79,21 +80,9 @@ def gazetteer():
         cached = current_app.extensions.get(_GAZ_KEY)
         if cached and cached[0] == gen:
             return cached[1]
-        regions, roads, addresses = _gazetteer_rows(gen)
-        gaz = Gazetteer.from_rows(regions, roads, addresses)
+        gaz = Gazetteer.from_rows(*gazetteer_rows(db(), gen))
         current_app.extensions[_GAZ_KEY] = (gen, gaz)
         return gaz
-
-
-def _gazetteer_rows(gen: int) -> tuple[list[dict], list[dict], list[dict]]:
-    d = db()
-    regions = d.fetchall("SELECT code, level, name, short_name, parent_code, kind FROM region "
-                         "WHERE generation = %s ORDER BY code", (gen,))
-    roads = d.fetchall("SELECT name, county_code, aliases, old_names FROM road ORDER BY id")
-    addresses = d.fetchall(
-        "SELECT code, full_text, county_code, township_code, village_code, road, door_no, compound, building, "
-        "unit, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM address ORDER BY code")
-    return regions, roads, addresses
 
 
 @bp.get("/api/geocode")

@@ -241,9 +241,9 @@ def test_rural_group_address(gaz):
 
 
 # ---------------------------------------------------------------- partial answers
-def test_missing_door_number_stops_at_compound(gaz):
+def test_missing_door_number_stops_at_group(gaz):
     res = geocode(gaz, "八里庙村四组")
-    assert res.status == "matched" and res.precision == "compound"
+    assert res.status == "matched" and res.precision == "group"
     assert res.grid_code == f"{V_BALIMIAO}001"
 
 
