@@ -76,20 +76,27 @@ def health():
 
 @bp.get("/api/layers/<layer>")
 def layer(layer: str):
-    """Boundary layers of the active generation as GeoJSON: region (by level) or grid."""
+    """Boundary layers of the active generation as GeoJSON: region (by level) or grid; and the roads
+    (the light base map). Public reference data: anyone may call it."""
     from grids.store import layer_geojson
 
     level = request.args.get("level")
     if layer == "region" and level not in {"city", "county", "township", "village"}:
         raise BadInput("level must be one of city, county, township, village", field="level")
-    if layer not in {"region", "grid"}:
-        raise BadInput(f"unknown layer {layer!r}: use region or grid", field="layer")
+    if layer not in {"region", "grid", "road"}:
+        raise BadInput(f"unknown layer {layer!r}: use region, grid or road", field="layer")
     try:
         simplify = float(request.args.get("simplify", "0") or 0)
     except ValueError:
         raise BadInput("simplify must be a number of metres", field="simplify") from None
     if not 0 <= simplify <= 1000:
         raise BadInput("simplify must be between 0 and 1000 metres", field="simplify")
+    if layer == "road":
+        from grids.roads import road_geojson
+
+        resp = jsonify(road_geojson(db(), simplify_m=simplify))
+        resp.headers["Cache-Control"] = "max-age=300"
+        return resp
     parent = request.args.get("parent") or None
     if parent is not None and not (parent.isdigit() and len(parent) <= 15):
         raise BadInput("parent must be a region or village code (digits)", field="parent")
