@@ -21,6 +21,15 @@ def _db():
     return current_app.extensions["gridgov_db"]
 
 
+def _require_reviewer():
+    """403 for roles that do not review (before any argument is read)."""
+    from cases.review import REVIEW_ROLES
+    from gis.errors import Forbidden
+
+    if current_user().role not in REVIEW_ROLES:
+        raise Forbidden("研判仅限各级综治中心 (review is for the centers)", field="role")
+
+
 def _args():
     """(unit, start, end, categories) from the query string."""
     from cases.review import parse_period
@@ -43,11 +52,8 @@ def page():
 @login_required
 def units():
     """Counties, townships (and villages for a village center) the user may review, with categories."""
-    from cases.review import REVIEW_ROLES
-
+    _require_reviewer()
     user = current_user()
-    if user.role not in REVIEW_ROLES:
-        return jsonify({"units": [], "categories": []})
     rows = _db().fetchall("SELECT code, name, level, parent_code FROM region WHERE generation = (SELECT id FROM "
                           "generation WHERE active) AND level IN ('county', 'township', 'village') AND code LIKE %s "
                           "AND (level <> 'village' OR %s) ORDER BY code",
@@ -61,6 +67,7 @@ def units():
 @login_required
 def summary():
     """Per-grid table with the previous period, totals, 四色码 and reasons, weekly trend, categories."""
+    _require_reviewer()
     from cases.review import review
 
     unit, start, end, cats = _args()
@@ -71,6 +78,7 @@ def summary():
 @login_required
 def heat():
     """[lat, lon, week] of the unit's cases in the period (bounded), for the heat map and its weekly change."""
+    _require_reviewer()
     from cases.review import heat_points
 
     unit, start, end, cats = _args()
@@ -81,6 +89,7 @@ def heat():
 @login_required
 def clusters():
     """类案 clusters of the unit and period (bounded cell clustering), with their case ids."""
+    _require_reviewer()
     from cases.auth import case_scope
     from cases.clusters import cell_clusters
     from cases.review import check_access
@@ -108,6 +117,7 @@ def clusters():
 @login_required
 def cases_of():
     """Short rows of the given case ids that the user may see (a cluster's cases)."""
+    _require_reviewer()
     from cases.auth import case_scope
 
     raw = (request.args.get("ids") or "").split(",")
@@ -125,6 +135,7 @@ def cases_of():
 @login_required
 def export_xlsx():
     """The per-grid table of the period beside the previous one, as Excel (formula-like cells neutralised)."""
+    _require_reviewer()
     from cases.review import review
     from cases.review_export import review_workbook
 

@@ -167,7 +167,9 @@
       if (params.get("category")) { $("category").value = params.get("category"); }
       return load();
     }, function (e) {
-      if (e.status === 401) { $("login").hidden = false; $("username").focus(); } else { status("出错：" + e.message); }
+      if (e.status === 401) { $("login").hidden = false; $("username").focus(); }
+      else if (e.status === 403) { status("当前账号无研判权限（仅限各级综治中心）"); }
+      else { status("出错：" + e.message); }
     });
   }
 
