@@ -143,3 +143,30 @@ def register(sub, runtime, parse_month) -> None:
     lg.add_argument("--end", required=True)
     lg.add_argument("--out", required=True)
     lg.set_defaults(fn=cmd_ledger)
+
+
+def register_review(sub, runtime) -> None:
+    """Add `review-png`: the township review of a month as a PNG for the meeting (headless Chromium)."""
+
+    def cmd_review_png(args, settings):
+        from cases.auth import get_user
+        from gis.errors import NotFound
+        from webmap.snapshot import review_png
+
+        rt = runtime(settings)
+        try:
+            row = rt.db.fetchone("SELECT id FROM app_user WHERE username = %s", (args.as_user,))
+            if row is None:
+                raise NotFound(f"no user {args.as_user!r}")
+            out = review_png(rt.db, get_user(rt.db, row["id"]), args.unit, args.month, args.out, settings=settings)
+            print(f"wrote {out}")
+        finally:
+            rt.close()
+
+    p = sub.add_parser("review-png", help="the township review of a month as a PNG (headless Chromium)")
+    p.add_argument("--as-user", required=True, help="whose view (a center's account)")
+    p.add_argument("--unit", required=True, help="township, county or village code")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(fn=cmd_review_png)
+

@@ -49,7 +49,8 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
 
     app.register_blueprint(views.bp)
     for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.ogcapi", "webmap.open311", "webmap.exports",
-                "webmap.openapi", "webmap.wall", "webmap.api_attachments", "webmap.mobile"):
+                "webmap.openapi", "webmap.wall", "webmap.api_attachments", "webmap.mobile",
+                "webmap.review"):
         _maybe_register(app, mod)
     return app
 

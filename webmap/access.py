@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cases.review import REVIEW_ROLES as _REVIEW
 from cases.service import INTAKE_ROLES, PIN_ROLES
+
+REVIEW_ROLES = frozenset(_REVIEW)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("wall.cases_in_window", "GET"): Rule(lists_cases=True),
     ("wall.grid_cases", "GET"): Rule(lists_cases=True),
     ("wall.centers", "GET"): Rule(),
+    # the township review (/review): centers only, units inside the jurisdiction; counts, scoped case points
+    ("map.favicon", "GET"): PUBLIC,
+    ("review.page", "GET"): PUBLIC,
+    ("review.units", "GET"): Rule(roles=REVIEW_ROLES),
+    ("review.summary", "GET"): Rule(roles=REVIEW_ROLES, lists_cases=True),
+    ("review.heat", "GET"): Rule(roles=REVIEW_ROLES, lists_cases=True),
+    ("review.clusters", "GET"): Rule(roles=REVIEW_ROLES, lists_cases=True),
+    ("review.cases_of", "GET"): Rule(roles=REVIEW_ROLES, lists_cases=True),
+    ("review.export_xlsx", "GET"): Rule(roles=REVIEW_ROLES, lists_cases=True),
 }
 
 

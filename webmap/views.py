@@ -26,7 +26,7 @@ VENDOR = {
     "heatmap.js": {"build/heatmap.min.js", "plugins/leaflet-heatmap/leaflet-heatmap.js"},
 }
 # Font subsets of the weights we use (woff2 only: every browser we support reads it).
-FONT_FILE = re.compile(r"^files/noto-sans-sc-(\d+|latin|latin-ext|cyrillic|vietnamese)-(400|700)-normal\.woff2$")
+FONT_FILE = re.compile(r"^files/noto-sans-sc-[a-z0-9]+(?:-[a-z]+)?-(400|700)-normal\.woff2$")
 STATIC = Path(__file__).resolve().parent / "static"
 COUNTY_STYLE = "function (f) { return {color: '#b2182b', weight: 3, fill: false}; }"
 TOWNSHIP_STYLE = "function (f) { return {color: '#2166ac', weight: 1.5, fill: false, dashArray: '4 3'}; }"
@@ -53,6 +53,12 @@ def vendor(package: str, path: str, scope: str | None = None):
     if not ok:
         abort(404)
     return send_from_directory(ASSETS / package, path, max_age=86400)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """No icon (browsers ask for one; answer without a 404 in the console)."""
+    return Response(status=204)
 
 
 @bp.get("/static/<path:path>")

@@ -137,6 +137,8 @@ def _request(client, rule, method, **values):
         body = {"name": "matrix"}
     if rule.endpoint == "cases_api.rates":
         values["query"] = "?month=2026-10"
+    if rule.endpoint.startswith("review.") and rule.endpoint not in ("review.page", "review.units"):
+        values["query"] = "?ids=1" if rule.endpoint == "review.cases_of" else "?unit=990101001001&month=2026-10"
     if rule.endpoint == "wall.cases_in_window":
         values["query"] = f"?bbox={X0 - 0.01},{Y0 - 0.01},{X0 + 0.05},{Y0 + 0.02}&zoom=17"
     url = url_for(rule, **{k: v for k, v in values.items() if k not in ("who", "query")}) + values.get("query", "")
