@@ -126,6 +126,16 @@ OPERATIONS: dict[str, dict] = {
                         "responses": ok(), "tags": ["wall"]},
     "wall.centers": {"parameters": [q("levels", desc="comma-separated: city,county,township,village"), WALL_BBOX],
                      "responses": ok(), "tags": ["wall"]},
+    # the grid officer's phone (/m) and case photos
+    "mobile.page": {"responses": ok({"type": "string"}, types=("text/html",)), "tags": ["pages"]},
+    "mobile.counts": {"responses": ok(), "tags": ["mobile"]},
+    "mobile.case_bundle": {"responses": ok(), "tags": ["mobile"]},
+    "attachments_api.list_attachments": {"responses": ok(), "tags": ["attachments"]},
+    "attachments_api.upload": {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                               "responses": ok(status="201"), "tags": ["attachments"]},
+    "attachments_api.download": {"responses": ok(FILE, types=("image/jpeg", "image/png", "image/webp")),
+                                 "tags": ["attachments"]},
     # the township review (/review)
     "map.favicon": {"responses": {"204": {"description": "no icon"}}, "tags": ["pages"]},
     "review.page": {"responses": ok({"type": "string"}, types=("text/html",)), "tags": ["pages"]},
