@@ -50,7 +50,7 @@ def demo_database(dsn: str | None, seed: int = 2203):
             os.chmod(base, 0o755)
             cluster = EmbeddedCluster(Path(base) / "data", log=log)
             dsn = cluster.start()
-        migrate(dsn, log=lambda m: None)
+        migrate(cluster.owner_dsn if cluster else dsn, log=lambda m: None)
         db = Database(dsn, maxconn=4)
         if not city_loaded(db):
             from fixtures.city import build_city

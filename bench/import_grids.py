@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     cluster = EmbeddedCluster(work / "data", log=lambda m: None)
     dsn = cluster.start()
     try:
-        migrate(dsn, log=lambda m: None)
+        migrate(cluster.owner_dsn, log=lambda m: None)
         db = Database(dsn, maxconn=2)
         t0 = time.perf_counter()
         reg = read_regions(gpkg, layer="regions")

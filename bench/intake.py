@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         cluster = EmbeddedCluster(Path(base) / "data", log=lambda m: None)
         dsn = cluster.start()
     try:
-        migrate(dsn, log=lambda m: None)
+        migrate(cluster.owner_dsn if cluster else dsn, log=lambda m: None)
         db = Database(dsn, maxconn=4)
         city = build_city()
         if not db.fetchone("SELECT count(*) n FROM generation")["n"]:

@@ -290,3 +290,4 @@ def register(sub) -> None:
     except ImportError:
         return
     cli_reports.register(sub, _rt, _month)
+    cli_reports.register_review(sub, _rt)

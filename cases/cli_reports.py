@@ -15,6 +15,16 @@ def _now() -> dt.datetime:
 def register(sub, runtime, parse_month) -> None:
     """Add scheduler, rates and ledger commands."""
 
+    def _parse_now(text: str) -> dt.datetime:
+        """--now: ISO date-time; without an offset it is Beijing time (as documented)."""
+        from cases.calendar import to_local
+
+        try:
+            return to_local(dt.datetime.fromisoformat(text))
+        except ValueError:
+            raise BadInput(f"bad --now {text!r}: use an ISO date-time such as 2025-07-02T09:00",
+                           field="now") from None
+
     def cmd_scheduler(args, settings):
         import time
 
@@ -26,7 +36,7 @@ def register(sub, runtime, parse_month) -> None:
         rt = runtime(settings)
         try:
             while True:
-                now = dt.datetime.fromisoformat(args.now) if args.now else _now()
+                now = _parse_now(args.now) if args.now else _now()
                 print(json.dumps(run_reminders(rt.db, now, LogNotifier()), ensure_ascii=False, default=str),
                       flush=True)
                 if not args.every:
@@ -80,20 +90,29 @@ def register(sub, runtime, parse_month) -> None:
             rt.close()
 
     def cmd_policy(args, settings):
-        from cases.policy import load_rate_policy, save_rate_policy
+        from cases.policy import (
+            deadline_policy_dict,
+            load_deadline_policy,
+            load_rate_policy,
+            save_deadline_policy,
+            save_rate_policy,
+        )
 
+        deadlines = args.cmd_name == "deadline-policy"
         rt = runtime(settings)
         try:
             if args.action == "set":
                 if not args.file:
-                    raise BadInput("rate-policy set needs a JSON file")
+                    raise BadInput(f"{args.cmd_name} set needs a JSON file")
                 try:
                     with open(args.file, encoding="utf-8") as f:
                         value = json.load(f)
                 except (OSError, ValueError) as e:
                     raise BadInput(f"cannot read {args.file}: {e}") from None
-                save_rate_policy(rt.db, value)
-            print(json.dumps(load_rate_policy(rt.db).to_dict(), ensure_ascii=False, indent=1))
+                (save_deadline_policy if deadlines else save_rate_policy)(rt.db, value)
+            shown = (deadline_policy_dict(load_deadline_policy(rt.db)) if deadlines
+                     else load_rate_policy(rt.db).to_dict())
+            print(json.dumps(shown, ensure_ascii=False, indent=1))
         finally:
             rt.close()
 
@@ -101,7 +120,13 @@ def register(sub, runtime, parse_month) -> None:
                                            "window, 四色码 thresholds (show, or set from a JSON file)")
     p.add_argument("action", choices=["show", "set"])
     p.add_argument("file", nargs="?")
-    p.set_defaults(fn=cmd_policy)
+    p.set_defaults(fn=cmd_policy, cmd_name="rate-policy")
+    dp = sub.add_parser("deadline-policy", help="the city's deadline rules: 简易程序 for 信访 channels, 书记信箱 days, "
+                                                "一天一催/三天一督 intervals, emergencies met by 处置反馈 "
+                                                "(show, or set from a JSON file)")
+    dp.add_argument("action", choices=["show", "set"])
+    dp.add_argument("file", nargs="?")
+    dp.set_defaults(fn=cmd_policy, cmd_name="deadline-policy")
     s = sub.add_parser("scheduler", help="send due reminders (一天一催) and supervision notices (三天一督) once")
     s.add_argument("--now", help="ISO date-time to run as (default: now)")
     s.add_argument("--every", type=int, help="keep running, once every N seconds (a worker process)")
@@ -118,3 +143,30 @@ def register(sub, runtime, parse_month) -> None:
     lg.add_argument("--end", required=True)
     lg.add_argument("--out", required=True)
     lg.set_defaults(fn=cmd_ledger)
+
+
+def register_review(sub, runtime) -> None:
+    """Add `review-png`: the township review of a month as a PNG for the meeting (headless Chromium)."""
+
+    def cmd_review_png(args, settings):
+        from cases.auth import get_user
+        from gis.errors import NotFound
+        from webmap.snapshot import review_png
+
+        rt = runtime(settings)
+        try:
+            row = rt.db.fetchone("SELECT id FROM app_user WHERE username = %s", (args.as_user,))
+            if row is None:
+                raise NotFound(f"no user {args.as_user!r}")
+            out = review_png(rt.db, get_user(rt.db, row["id"]), args.unit, args.month, args.out, settings=settings)
+            print(f"wrote {out}")
+        finally:
+            rt.close()
+
+    p = sub.add_parser("review-png", help="the township review of a month as a PNG (headless Chromium)")
+    p.add_argument("--as-user", required=True, help="whose view (a center's account)")
+    p.add_argument("--unit", required=True, help="township, county or village code")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(fn=cmd_review_png)
+

@@ -212,3 +212,80 @@ def suggest_duplicates(new_case: dict, candidates, radius_m: float = 250, days: 
                     "days_apart": round(gap, 2), "reasons": reasons})
     out.sort(key=lambda r: (-r["score"], r["days_apart"], str(r["id"])))
     return out[:limit]
+
+
+# -- bounded 类案 clustering over the database --------------------------------------------------------
+
+MAX_CELLS = 50_000       # cells read per request: memory and time are bounded whatever the data
+MAX_IDS = 200            # case ids listed per cluster (the count is exact)
+
+
+def cell_clusters(db, scope_sql: str, params: dict, *, eps_m: float = 300, min_samples: int = 5,
+                  window_days: float = 30, where: tuple[str, ...] = ()) -> list[dict]:
+    """类案 clusters from a GROUP BY over space × time cells: bounded in memory and time.
+
+    Cases are snapped in SQL to cells of `eps_m` metres (a local equirectangular scale at the data's
+    latitude) × `window_days` days, per category, and counted there; cells of one category that touch
+    (including diagonally, and in adjacent time windows) form a cluster, kept when it holds at least
+    `min_samples` cases. Unlike DBSCAN inside the request (O(n²) memory when thousands of cases sit at
+    one spot), the work is one indexed GROUP BY plus a connected-components pass over at most MAX_CELLS
+    cells; a cluster lists at most MAX_IDS case ids and its exact count.
+    """
+    if eps_m <= 0 or window_days <= 0 or min_samples < 1:
+        raise BadInput("eps_m, window_days and min_samples must be positive", field="eps_m")
+    conds = " AND ".join((scope_sql, "c.geom IS NOT NULL", "c.status <> 'merged'", *where))
+    lat0 = db.fetchone(f"SELECT avg(ST_Y(c.geom)) lat FROM (SELECT c.geom FROM case_record c WHERE {conds} "
+                       f"LIMIT 1000) c", params)["lat"]
+    if lat0 is None:
+        return []
+    p = dict(params, kx=111_320.0 * math.cos(math.radians(lat0)) / eps_m, ky=110_574.0 / eps_m,
+             kt=1.0 / (window_days * 86400.0), lim=MAX_CELLS, nids=MAX_IDS)
+    rows = db.fetchall(f"""
+        SELECT floor(ST_X(c.geom) * %(kx)s)::bigint cx, floor(ST_Y(c.geom) * %(ky)s)::bigint cy,
+               floor(extract(epoch FROM c.received_at) * %(kt)s)::bigint ct, c.category_code cat,
+               count(*)::int n, sum(ST_X(c.geom)) sx, sum(ST_Y(c.geom)) sy,
+               min(ST_X(c.geom)) x0, min(ST_Y(c.geom)) y0, max(ST_X(c.geom)) x1, max(ST_Y(c.geom)) y1,
+               min(c.received_at) t0, max(c.received_at) t1, (array_agg(c.id ORDER BY c.id))[1:%(nids)s] ids
+        FROM case_record c WHERE {conds}
+        GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC LIMIT %(lim)s""", p)
+    index = {(r["cat"], r["cx"], r["cy"], r["ct"]): i for i, r in enumerate(rows)}
+    parent = list(range(len(rows)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, r in enumerate(rows):
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for dtt in (-1, 0, 1):
+                    j = index.get((r["cat"], r["cx"] + dx, r["cy"] + dy, r["ct"] + dtt))
+                    if j is not None and j > i:
+                        a, b = find(i), find(j)
+                        if a != b:
+                            parent[b] = a
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[find(i)].append(r)
+    out = []
+    for cells in groups.values():
+        n = sum(c["n"] for c in cells)
+        if n < min_samples:
+            continue
+        lon, lat = sum(c["sx"] for c in cells) / n, sum(c["sy"] for c in cells) / n
+        bbox = (min(c["x0"] for c in cells), min(c["y0"] for c in cells), max(c["x1"] for c in cells),
+                max(c["y1"] for c in cells))
+        ids = sorted(i for c in cells for i in c["ids"])[:MAX_IDS]
+        first, last = min(c["t0"] for c in cells), max(c["t1"] for c in cells)
+        radius = max(distance_m(lon, lat, x, y) for x in (bbox[0], bbox[2]) for y in (bbox[1], bbox[3]))
+        hull = ({"type": "Point", "coordinates": [bbox[0], bbox[1]]} if bbox[0] == bbox[2] and bbox[1] == bbox[3]
+                else {"type": "Polygon", "coordinates": [[[bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]],
+                                                          [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]})
+        out.append({"category_code": cells[0]["cat"], "case_ids": ids, "count": n, "centroid": [lon, lat],
+                    "bbox": list(bbox), "hull": hull, "first_at": first.isoformat(), "last_at": last.isoformat(),
+                    "span_days": (last - first) / dt.timedelta(days=1), "radius_m": radius,
+                    "ids_truncated": n > len(ids)})
+    out.sort(key=lambda c: (-c["count"], c["first_at"]))
+    return out

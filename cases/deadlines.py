@@ -51,6 +51,7 @@ class Rule:
     amount: int
     unit: str
     base: str = "received"
+    roll: bool = True  # "day" unit: a last day that is a rest day rolls to the next working day
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ PROFILES: dict[str, Profile] = {
         extend_milestone="reply"),
     "mailbox": Profile(
         "mailbox", "书记信箱",
-        (Rule("reply", 10, "day", "received"),),
+        (Rule("reply", 10, "day", "received", roll=False),),
         "《书记信箱来信办理规则》：办理时限为10天，无论到期问题有没有解决，都必须给来信人明确答复",
         extend_milestone="reply"),
     "petition": Profile(
@@ -88,13 +89,55 @@ PROFILES: dict[str, Profile] = {
         extend_milestone=None),
 }
 
-# First matching rule wins: (channels or None = any, kinds or None = any, emergency or None = any).
-SELECTION_RULES: tuple[tuple[frozenset[str] | None, frozenset[str] | None, bool | None, str], ...] = (
-    (None, None, True, "emergency"),
-    (frozenset({"mailbox"}), None, None, "mailbox"),
-    (frozenset({"online_petition", "letter", "visit", "leader_reception"}), None, None, "petition"),
-    (None, None, None, "simple"),
-)
+PETITION_CHANNELS = frozenset({"online_petition", "letter", "visit", "leader_reception"})
+
+
+@dataclass(frozen=True)
+class DeadlinePolicy:
+    """The city's deadline and supervision rules (app_setting 'deadline_policy'); defaults are the seeds'.
+
+    - simple_petition_channels: 信访 channels handled by 简易程序 unless flagged 疑难复杂 (seed 002:
+      "除疑难复杂的信访事项外，实行信访事项简易程序办理，责任单位1个工作日内签收、5个工作日内答复群众");
+    - mailbox_days / mailbox_roll: 书记信箱 "办理时限为10天" (seed 003), counted as written (no roll past
+      rest days unless the city says so);
+    - emergency_met_by: "reply" — the 3-hour limit is met by the handler's 处置反馈 (seed 004: "3小时处置完毕
+      报告反馈"), "close" would wait for the citizen;
+    - remind_every / supervise_every: 一天一催、三天一督 counted from the day of 交办 (seed 003).
+    """
+
+    simple_petition_channels: frozenset[str] = frozenset({"online_petition", "letter", "visit"})
+    mailbox_days: int = 10
+    mailbox_roll: bool = False
+    emergency_met_by: str = "reply"
+    remind_every: int = 1
+    supervise_every: int = 3
+
+
+DEFAULT_DEADLINE_POLICY = DeadlinePolicy()
+
+
+def selection_rules(policy: DeadlinePolicy = DEFAULT_DEADLINE_POLICY) -> tuple:
+    """First matching rule wins: (channels or None = any, kinds, emergency, 疑难复杂 flag — None = any, profile)."""
+    return (
+        (None, None, True, None, "emergency"),
+        (frozenset({"mailbox"}), None, None, None, "mailbox"),
+        (PETITION_CHANNELS, None, None, True, "petition"),
+        (frozenset(policy.simple_petition_channels), None, None, False, "simple"),
+        (PETITION_CHANNELS, None, None, None, "petition"),
+        (None, None, None, None, "simple"),
+    )
+
+
+def profiles_for(policy: DeadlinePolicy = DEFAULT_DEADLINE_POLICY) -> dict[str, Profile]:
+    """PROFILES with the city's settings applied (书记信箱 days and rolling)."""
+    mb = PROFILES["mailbox"]
+    if policy.mailbox_days == 10 and not policy.mailbox_roll:
+        return PROFILES
+    return {**PROFILES, "mailbox": replace(mb, rules=(Rule("reply", policy.mailbox_days, "day", "received",
+                                                           roll=policy.mailbox_roll),))}
+
+
+SELECTION_RULES = selection_rules()
 
 
 def channel_code(channel: str) -> str:
@@ -107,11 +150,13 @@ def channel_code(channel: str) -> str:
 
 
 def select_profile(channel: str, kind: str | None, emergency: bool, rules=SELECTION_RULES,
-                   profiles: dict[str, Profile] | None = None) -> Profile:
-    """The profile for (channel, kind, emergency), by the first matching selection rule."""
+                   profiles: dict[str, Profile] | None = None, *, complex_case: bool = False) -> Profile:
+    """The profile for (channel, kind, emergency, 疑难复杂), by the first matching selection rule."""
     profiles = PROFILES if profiles is None else profiles
     code = channel_code(channel)
-    for channels, kinds, emerg, name in rules:
+    for channels, kinds, emerg, cplx, name in rules:
+        if cplx is not None and bool(complex_case) != cplx:
+            continue
         if channels is not None and code not in channels:
             continue
         if kinds is not None and kind not in kinds:
@@ -228,7 +273,7 @@ def _count(rule: Rule, start: dt.datetime, cal: WorkCalendar, extended_by: int =
         makeup = tuple(d for d in met if d.kind == "makeup")
         return Milestone(due_at=cal.add_workdays(start, n), skipped=skipped, makeup=makeup, **kw)
     if rule.unit == "day":
-        due, rolled = cal.add_days(start, n)
+        due, rolled = cal.add_days(start, n, roll_to_workday=rule.roll)
         holidays = tuple(d for d in cal.holidays_skipped(start, due) if d not in rolled)
         return Milestone(due_at=due, holidays=holidays, rolled=tuple(rolled), **kw)
     raise Unprocessable(f"unknown deadline unit {rule.unit!r}", field="unit")
@@ -236,12 +281,14 @@ def _count(rule: Rule, start: dt.datetime, cal: WorkCalendar, extended_by: int =
 
 def compute_deadlines(received_at: dt.datetime, channel: str, kind: str | None, emergency: bool,
                       calendar: WorkCalendar | None = None, *, accepted_at: dt.datetime | None = None,
-                      dispatched_at: dt.datetime | None = None, profile: Profile | None = None
-                      ) -> Deadlines:
+                      dispatched_at: dt.datetime | None = None, profile: Profile | None = None,
+                      complex_case: bool = False, policy: DeadlinePolicy | None = None) -> Deadlines:
     """Due instants of every milestone of the selected profile, each with its explanation."""
     cal = calendar or WorkCalendar()
     before = len(cal.warnings)
-    prof = profile or select_profile(channel, kind, emergency)
+    policy = policy or DEFAULT_DEADLINE_POLICY
+    prof = profile or select_profile(channel, kind, emergency, selection_rules(policy), profiles_for(policy),
+                                     complex_case=complex_case)
     received = to_local(received_at)
     bases = {"received": received,
              "accepted": to_local(accepted_at) if accepted_at else None,
@@ -257,11 +304,11 @@ def compute_deadlines(received_at: dt.datetime, channel: str, kind: str | None, 
 
 
 def extend(deadlines: Deadlines, days: int, calendar: WorkCalendar | None = None, *,
-           milestone: str | None = None) -> Deadlines:
+           milestone: str | None = None, policy: DeadlinePolicy | None = None) -> Deadlines:
     """New Deadlines with an approved extension of `days` (in the milestone's unit) applied."""
     if not isinstance(days, int) or days < 1:
         raise BadInput("extension must be a positive whole number of days", field="days")
-    prof = PROFILES.get(deadlines.profile)
+    prof = profiles_for(policy or DEFAULT_DEADLINE_POLICY).get(deadlines.profile)
     target = milestone or (prof.extend_milestone if prof else None)
     if target is None or target not in deadlines.milestones:
         raise Unprocessable(f"profile {deadlines.profile} ({deadlines.profile_label}) allows no extension",
@@ -275,7 +322,8 @@ def extend(deadlines: Deadlines, days: int, calendar: WorkCalendar | None = None
             f"extension of {total} exceeds the maximum {prof.max_extension} for {prof.label}", field="days",
             details={"requested": days, "already": sum(deadlines.extensions), "max": prof.max_extension})
     cal = calendar or WorkCalendar()
-    rule = Rule(m.name, m.amount, m.unit, m.base)
+    rule = next((r for r in prof.rules if r.milestone == m.name), None) if prof else None
+    rule = Rule(m.name, m.amount, m.unit, m.base, roll=rule.roll if rule else True)
     new_m = _count(rule, m.start, cal, m.extended_by + days, provisional=m.provisional, name_label=m.label)
     return replace(deadlines, milestones={**deadlines.milestones, target: new_m},
                    extensions=(*deadlines.extensions, days))
@@ -285,10 +333,24 @@ def extend(deadlines: Deadlines, days: int, calendar: WorkCalendar | None = None
 
 @dataclass(frozen=True)
 class ReminderPolicy:
-    """When to remind: daily within `nearing` of the due instant and while overdue; supervise every N days."""
+    """一天一催、三天一督 (seed 003: "从交办当日起…'一天一催，三天一督'").
+
+    From the day of 交办 (day 0) until the reply: a 催办 every `remind_every` days (day 1, 2, …) and a 督办 on
+    days `supervise_every`, 2×, 3× … (3, 6, 9 …). Before 交办 or after the reply (a 信访 case's 受理告知 or
+    办结 milestones): a 催办 a day within `nearing` of a due instant or past it, a 督办 once per
+    `supervise_every` full days overdue. `emergency_met_by="reply"`: an emergency's 办结 milestone is met by
+    the handler's 处置反馈 (the reply).
+    """
 
     nearing: dt.timedelta = dt.timedelta(days=1)
     supervise_every: int = 3
+    remind_every: int = 1
+    emergency_met_by: str = "reply"
+
+    @classmethod
+    def from_policy(cls, policy: DeadlinePolicy) -> ReminderPolicy:
+        return cls(supervise_every=policy.supervise_every, remind_every=policy.remind_every,
+                   emergency_met_by=policy.emergency_met_by)
 
 
 @dataclass(frozen=True)
@@ -299,7 +361,7 @@ class Notice:
     label: str
     case_id: object
     milestone: str
-    due_at: dt.datetime
+    due_at: dt.datetime | None
     overdue_days: int
     key: str
     message: str
@@ -307,44 +369,97 @@ class Notice:
     def to_dict(self) -> dict:
         """Plain-data form for JSON."""
         return {"kind": self.kind, "label": self.label, "case_id": self.case_id,
-                "milestone": self.milestone, "due_at": self.due_at.isoformat(),
+                "milestone": self.milestone, "due_at": self.due_at.isoformat() if self.due_at else None,
                 "overdue_days": self.overdue_days, "key": self.key, "message": self.message}
 
 
 _TERMINAL = frozenset({"closed", "rejected", "merged"})
 
 
-def reminders_due(case: dict, now: dt.datetime, policy: ReminderPolicy | None = None) -> list[Notice]:
-    """Notices due now for one case: one 催办 per day per open milestone, one 督办 per 3 overdue days.
+def done_field(case: dict, milestone: str, policy: ReminderPolicy | None = None) -> str:
+    """The field that meets a milestone: an emergency's 办结 is met by the handler's 处置反馈 (reply) when the
+    city says so (the default, seed 004), every other milestone by its own stamp."""
+    policy = policy or ReminderPolicy()
+    if (milestone == "handle" and case.get("deadline_profile") == "emergency"
+            and policy.emergency_met_by == "reply"):
+        return "replied_at"
+    return MILESTONE_FIELDS[milestone][1]
 
-    Keys are stable (remind: per local date; supervise: per block of N overdue days) so a daily or
-    hourly worker can deduplicate on them and never miss a supervision.
+
+def open_milestones(case: dict, policy: ReminderPolicy | None = None) -> list[tuple[str, dt.datetime]]:
+    """(milestone, due) of every milestone with a due instant that is not met yet, earliest first."""
+    out = []
+    for name, (due_field, _done) in MILESTONE_FIELDS.items():
+        due = case.get(due_field)
+        if due is not None and case.get(done_field(case, name, policy)) is None:
+            out.append((name, to_local(due)))
+    return sorted(out, key=lambda x: x[1])
+
+
+def overdue_text(due: dt.datetime, now: dt.datetime) -> str:
+    """How overdue, truthfully: "已超期 2 天 0 小时", "已超期 5 小时" (whole hours, rounded down)."""
+    hours = int((now - due) // dt.timedelta(hours=1))
+    days, rest = divmod(hours, 24)
+    return f"已超期 {days} 天 {rest} 小时" if days else f"已超期 {rest} 小时"
+
+
+def _status_text(name: str, due: dt.datetime, now: dt.datetime) -> str:
+    label = MILESTONE_LABELS[name]
+    if now > due:
+        return f"{label}期限 {due:%Y-%m-%d %H:%M} {overdue_text(due, now)}"
+    hours = (due - now) / dt.timedelta(hours=1)
+    return f"{label}期限 {due:%Y-%m-%d %H:%M}，剩余 {hours:.1f} 小时"
+
+
+def reminders_due(case: dict, now: dt.datetime, policy: ReminderPolicy | None = None) -> list[Notice]:
+    """Notices due now for one case: at most one 催办 a day, 督办 every third day from 交办 (see ReminderPolicy).
+
+    Keys are stable (催办: per case and local date; 督办: per 交办 date and block of N days, or per milestone and
+    block of N overdue days) so an hourly worker can deduplicate on them and never miss a supervision.
     """
     policy = policy or ReminderPolicy()
     if case.get("status") in _TERMINAL:
         return []
     now = to_local(now)
     case_id = case.get("case_no") or case.get("id")
+    pending = open_milestones(case, policy)
+    dispatched = case.get("dispatched_at")
     out: list[Notice] = []
-    for name, (due_field, done_field) in MILESTONE_FIELDS.items():
-        due = case.get(due_field)
-        if due is None or case.get(done_field) is not None:
-            continue
-        due = to_local(due)
+    if dispatched is not None and case.get("replied_at") is None and case.get("closed_at") is None:
+        day = (now.date() - to_local(dispatched).date()).days
+        name, due = pending[0] if pending else ("reply", None)
+        overdue = math.floor((now - due) / dt.timedelta(days=1)) if due and now > due else 0
+        state = _status_text(name, due, now) if due else "尚未答复"
+        if day >= 1 and day % policy.remind_every == 0:
+            out.append(Notice("remind", "催办", case_id, name, due, overdue,
+                              f"{case_id}:remind:{now.date().isoformat()}",
+                              f"【催办】{case_id} 交办第 {day} 天，{state}"))
+        block = day // policy.supervise_every
+        if block >= 1:
+            out.append(Notice("supervise", "督办", case_id, name, due, overdue,
+                              f"{case_id}:supervise:{to_local(dispatched):%Y%m%d}:{block}",
+                              f"【督办】{case_id} 交办第 {block * policy.supervise_every} 天未答复，{state}，"
+                              f"第 {block} 次督办"))
+        return out
+    reminded = False
+    for name, due in pending:
         label = MILESTONE_LABELS[name]
         if now > due:
-            overdue = math.ceil((now - due) / dt.timedelta(days=1))
-            out.append(Notice("remind", "催办", case_id, name, due, overdue,
-                              f"{case_id}:{name}:remind:{now.date().isoformat()}",
-                              f"【催办】{case_id} {label}期限 {due:%Y-%m-%d %H:%M} 已超期 {overdue} 天"))
+            overdue = math.floor((now - due) / dt.timedelta(days=1))
+            if not reminded:
+                out.append(Notice("remind", "催办", case_id, name, due, overdue,
+                                  f"{case_id}:remind:{now.date().isoformat()}",
+                                  f"【催办】{case_id} {_status_text(name, due, now)}"))
+                reminded = True
             block = overdue // policy.supervise_every
             if block >= 1:
                 out.append(Notice("supervise", "督办", case_id, name, due, overdue,
                                   f"{case_id}:{name}:supervise:{block}",
-                                  f"【督办】{case_id} {label}超期 {overdue} 天，第 {block} 次督办"))
-        elif due - now <= policy.nearing:
+                                  f"【督办】{case_id} {label}{overdue_text(due, now)}，第 {block} 次督办"))
+        elif due - now <= policy.nearing and not reminded:
             hours = (due - now) / dt.timedelta(hours=1)
             out.append(Notice("remind", "催办", case_id, name, due, 0,
-                              f"{case_id}:{name}:remind:{now.date().isoformat()}",
+                              f"{case_id}:remind:{now.date().isoformat()}",
                               f"【催办】{case_id} {label}期限 {due:%Y-%m-%d %H:%M} 临近，剩余 {hours:.1f} 小时"))
+            reminded = True
     return out

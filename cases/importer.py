@@ -158,8 +158,9 @@ def _submission(raw: dict, categories: dict, names: dict, errors: list) -> dict:
                 sub[f] = float(v)
             except ValueError:
                 errors.append({"field": f, "message": f"{v!r} is not a number"})
-    if ("lon" in sub) != ("lat" in sub):
-        errors.append({"field": "lat" if "lon" in sub else "lon", "message": "经度和纬度须同时给出"})
+    given = {f for f in ("lon", "lat") if (raw.get(f) or "").strip()}
+    if len(given) == 1:  # one of them missing (a value that is not a number was reported above)
+        errors.append({"field": "lat" if "lon" in given else "lon", "message": "经度和纬度须同时给出"})
     t = (raw.get("received_at") or "").strip()
     if t:
         try:

@@ -67,7 +67,8 @@ SELECT c.id, c.case_no, c.channel, c.kind, c.category_code, cat.name AS category
        c.reporter_name, c.reporter_phone, c.reporter_id_no, c.address_text, c.grid_code, c.village_code,
        c.township_code, c.county_code, c.handling_level, c.handler_region, c.lead_department, c.co_departments,
        c.status, c.received_at, c.sign_due_at, c.signed_at, c.reply_due_at, c.replied_at, c.closed_at,
-       c.evaluation, c.returned_count, c.reopened_count,
+       c.evaluation, c.returned_count, c.reopened_count, c.accept_due_at, c.accepted_at, c.handle_due_at,
+       c.deadline_profile,
        rc.name AS county_name, rt.name AS township_name, rv.name AS village_name, g.name AS grid_name,
        d.name AS department_name
 FROM case_record c
@@ -121,9 +122,15 @@ def _excel_time(v):
     return to_local(v).replace(tzinfo=None)
 
 
-def _overdue(row: dict, now: dt.datetime) -> bool:
-    for due, done in (("sign_due_at", "signed_at"), ("reply_due_at", "replied_at")):
-        d, t = row.get(due), row.get(done)
+def _overdue(row: dict, now: dt.datetime) -> bool | None:
+    """Any milestone of the case's profile (受理告知, 签收, 答复, 办结 — 信访 cases have 受理/办结) done late, or
+    past due and not done at export time; None for a merged or rejected case (no deadline of its own)."""
+    from cases.deadlines import MILESTONE_FIELDS, done_field
+
+    if row.get("status") in ("merged", "rejected"):
+        return None
+    for name, (due, _done) in MILESTONE_FIELDS.items():
+        d, t = row.get(due), row.get(done_field(row, name))
         if d is not None and ((t is None and now > d) or (t is not None and t > d)):
             return True
     return False
@@ -179,7 +186,7 @@ def export_ledger(db, user: User, path, start, end, filters: dict | None = None,
                 p["reporter_name"] = "匿名"
             p.update(_seq=n, channel_label=CHANNELS.get(row["channel"], row["channel"]),
                      status_label=STATES.get(row["status"], row["status"]),
-                     overdue_label="是" if _overdue(row, now) else "否")
+                     overdue_label={True: "是", False: "否", None: "—"}[_overdue(row, now)])
             cells = []
             for _, _, key in LEDGER_COLUMNS:
                 v = p.get(key)

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from cases.deadlines import DEFAULT_DEADLINE_POLICY, PETITION_CHANNELS, DeadlinePolicy
 from cases.rates import DEFAULT_THRESHOLDS, RATE_LABELS, RateConfig, Threshold
 from gis.errors import BadInput
 
@@ -88,4 +89,64 @@ def save_rate_policy(db, value: dict) -> RatePolicy:
     policy = parse_policy(value)
     db.execute("INSERT INTO app_setting (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET "
                "value = EXCLUDED.value, updated_at = now()", (KEY, json.dumps(value, ensure_ascii=False)))
+    return policy
+
+
+# -- deadlines and supervision (app_setting 'deadline_policy') ----------------------------------------
+
+DEADLINE_KEY = "deadline_policy"
+_DEADLINE_KEYS = ("simple_petition_channels", "mailbox_days", "mailbox_roll", "emergency_met_by", "remind_every",
+                  "supervise_every")
+
+
+def deadline_policy_dict(p: DeadlinePolicy) -> dict:
+    """JSON form of a deadline policy."""
+    return {"simple_petition_channels": sorted(p.simple_petition_channels), "mailbox_days": p.mailbox_days,
+            "mailbox_roll": p.mailbox_roll, "emergency_met_by": p.emergency_met_by,
+            "remind_every": p.remind_every, "supervise_every": p.supervise_every}
+
+
+def parse_deadline_policy(value: dict) -> DeadlinePolicy:
+    """Validate a deadline policy dict; missing keys keep the seeds' defaults (cases.deadlines.DeadlinePolicy)."""
+    if not isinstance(value, dict):
+        raise BadInput("deadline policy must be a JSON object")
+    unknown = set(value) - set(_DEADLINE_KEYS)
+    if unknown:
+        raise BadInput(f"unknown deadline policy keys: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    p = DEFAULT_DEADLINE_POLICY
+    if "simple_petition_channels" in value:
+        chans = value["simple_petition_channels"]
+        if not (isinstance(chans, list) and all(c in PETITION_CHANNELS for c in chans)):
+            raise BadInput(f"simple_petition_channels must be a list of {', '.join(sorted(PETITION_CHANNELS))}",
+                           field="simple_petition_channels")
+        p = replace(p, simple_petition_channels=frozenset(chans))
+    for key, lo, hi in (("mailbox_days", 1, 60), ("remind_every", 1, 30), ("supervise_every", 1, 30)):
+        if key in value:
+            v = value[key]
+            if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+                raise BadInput(f"{key} must be an integer {lo}..{hi}", field=key)
+            p = replace(p, **{key: v})
+    if "mailbox_roll" in value:
+        if not isinstance(value["mailbox_roll"], bool):
+            raise BadInput("mailbox_roll must be true or false", field="mailbox_roll")
+        p = replace(p, mailbox_roll=value["mailbox_roll"])
+    if "emergency_met_by" in value:
+        if value["emergency_met_by"] not in ("reply", "close"):
+            raise BadInput("emergency_met_by must be reply (处置反馈) or close (办结)", field="emergency_met_by")
+        p = replace(p, emergency_met_by=value["emergency_met_by"])
+    return p
+
+
+def load_deadline_policy(db) -> DeadlinePolicy:
+    """The stored deadline policy (the seeds' defaults when none is stored)."""
+    row = db.fetchone("SELECT value FROM app_setting WHERE key = %s", (DEADLINE_KEY,))
+    return parse_deadline_policy(row["value"]) if row else DEFAULT_DEADLINE_POLICY
+
+
+def save_deadline_policy(db, value: dict) -> DeadlinePolicy:
+    """Validate and store a deadline policy; due instants already computed are recomputed at the case's next
+    event (交办, 受理, 延期 …)."""
+    policy = parse_deadline_policy(value)
+    db.execute("INSERT INTO app_setting (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET "
+               "value = EXCLUDED.value, updated_at = now()", (DEADLINE_KEY, json.dumps(value, ensure_ascii=False)))
     return policy

@@ -37,10 +37,13 @@ CENTER_PREFIX = "ZZ"  # center code = "ZZ" + region code (grids.store / factorie
 
 _SCAN_FIELDS = ("c.id, c.case_no, c.status, c.handling_level, c.handler_region, c.lead_department, c.officer_code, "
                 "c.grid_code, c.village_code, c.township_code, c.county_code, c.accused_units, c.accused_persons, "
+                "c.dispatched_at, c.deadline_profile, "
                 + ", ".join(f"c.{due}, c.{done}" for due, done in MILESTONE_FIELDS.values()))
 # A milestone is open and within the horizon: due set, not done, due <= now + nearing.
 _DUE_SOON = " OR ".join(f"(c.{due} IS NOT NULL AND c.{done} IS NULL AND c.{due} <= %(horizon)s)"
                         for due, done in MILESTONE_FIELDS.values())
+# 一天一催、三天一督 from 交办 (seed 003): dispatched before today and not yet answered.
+_DUE_SOON += " OR (c.dispatched_at < %(today)s AND c.replied_at IS NULL AND c.closed_at IS NULL)"
 
 _LEVEL_ORDER = ("grid", "village", "township", "county", "city")
 _UPPER = {"grid": "township", "village": "township", "township": "county", "county": "city", "city": "city"}
@@ -110,11 +113,19 @@ def _notification_rows(case: dict, now: dt.datetime, policy: ReminderPolicy, par
     return out
 
 
+def _stored_policy(db) -> ReminderPolicy:
+    from cases.policy import load_deadline_policy
+
+    return ReminderPolicy.from_policy(load_deadline_policy(db))
+
+
 def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_size: int = 5000) -> dict:
     """Phase 1: record due notifications of all open cases (idempotent); returns counts."""
-    policy = policy or ReminderPolicy()
+    policy = policy or _stored_policy(db)
     now = to_local(now)
-    params = {"open": sorted(OPEN_STATES), "horizon": now + policy.nearing, "after": 0, "limit": batch_size}
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {"open": sorted(OPEN_STATES), "horizon": now + policy.nearing, "after": 0, "limit": batch_size,
+              "today": today}
     summary = {"scanned": 0, "notices": 0, "inserted": 0, "duplicates": 0, "remind": 0, "supervise": 0}
     party_of = recipient_parties(db)
     while True:
@@ -160,7 +171,7 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
     summary["duplicates"] = summary["notices"] - summary["inserted"]
     if summary["inserted"] >= 10_000:
         # Fresh statistics so delivery pages by the primary key instead of re-sorting the backlog.
-        db.execute("ANALYZE notification")
+        db.execute("SELECT analyze_table('notification')")
     return summary
 
 
@@ -219,7 +230,7 @@ def run_reminders(db, now: dt.datetime, notifier: Notifier, policy: ReminderPoli
     if batch_size < 1:
         raise BadInput("batch_size must be positive", field="batch_size")
     t0 = time.monotonic()
-    summary = scan(db, now, policy, batch_size=batch_size)
+    summary = scan(db, now, policy or _stored_policy(db), batch_size=batch_size)
     summary.update(deliver(db, notifier, now))
     summary["seconds"] = round(time.monotonic() - t0, 3)
     summary["now"] = to_local(now).isoformat()

@@ -25,7 +25,7 @@ from cases.accused import resolve as resolve_accused
 from cases.auth import User, case_scope, present_personal_data, region_prefix
 from cases.calendar import WorkCalendar, to_local
 from cases.clusters import suggest_duplicates
-from cases.deadlines import CHANNELS, KINDS, channel_code, compute_deadlines, extend
+from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, compute_deadlines, extend
 from cases.guard import may_touch, party_for_department, party_for_user
 from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
 
@@ -37,7 +37,8 @@ CASE_COLUMNS = (
     "dispatched_at, signed_at, replied_at, evaluated_at, closed_at, sign_due_at, reply_due_at, accept_due_at, "
     "handle_due_at, deadline_profile, extended_days, evaluation, version, handling_level, handler_region, "
     "lead_department, co_departments, officer_code, routing, geocode, near_boundary, needs_pin, returned_count, "
-    "reopened_count, forwarded, solved, merged_into, accused_units, accused_persons, updated_at, reporter_key, "
+    "reopened_count, forwarded, solved, complex, complex_reason, "
+    "merged_into, accused_units, accused_persons, updated_at, reporter_key, "
     "accused_mentions, guard_floor, guard_review"
 )
 # Submission fields whose content a replayed submission_key must repeat exactly (else 409).
@@ -107,7 +108,8 @@ def flag_field(sub: dict, name: str) -> bool:
 def int_field(data: dict, name: str, lo: int = 1, hi: int = 2**62) -> int:
     """A positive integer field (JSON number or digits), within [lo, hi]."""
     v = data.get(name)
-    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).strip().isdigit():
+    if isinstance(v, bool) or not isinstance(v, (int, str)) or not (str(v).strip().isascii()
+                                                                  and str(v).strip().isdigit()):
         raise BadInput(f"{name} must be an integer", field=name)
     v = int(str(v).strip())
     if not lo <= v <= hi:
@@ -147,6 +149,7 @@ class CaseService:
         self._gazetteer = None
         self._directory = None
         self._dir_fingerprint = None
+        self._deadline_policy = None
 
     # -- reference data -----------------------------------------------------------------------
     def reference(self) -> dict:
@@ -158,6 +161,7 @@ class CaseService:
             self._ref = None
         if self._ref is None:
             self._ref_at = time.monotonic()
+            self._deadline_policy = None
             # The gazetteer is rebuilt only when the boundaries or the standard addresses changed.
             fp = self.db.fetchone("SELECT (SELECT id FROM generation WHERE active) AS gen, "
                                   "(SELECT count(*) FROM address) AS n, (SELECT max(code) FROM address) AS last")
@@ -175,9 +179,20 @@ class CaseService:
                          "dept_by_code": {d["code"]: d for d in depts}, "city_code": city and city["code"]}
         return self._ref
 
+    @property
+    def deadline_policy(self):
+        """The city's deadline policy (cases.policy; reloaded with the reference data)."""
+        from cases.policy import load_deadline_policy
+
+        self.reference()
+        if self._deadline_policy is None:
+            self._deadline_policy = load_deadline_policy(self.db)
+        return self._deadline_policy
+
     def invalidate(self) -> None:
         """Forget cached reference data and the gazetteer."""
         self._ref = None
+        self._deadline_policy = None
         self._gazetteer = None
         self._directory = None
 
@@ -459,7 +474,8 @@ class CaseService:
                 stamps[stamp] = received
         rkey = None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"), sub.get("reporter_id_no"))
         dl = compute_deadlines(received, sub["channel"], sub["kind"], bool(sub.get("emergency")), self.calendar,
-                               accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"])
+                               accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"],
+                               policy=self.deadline_policy)
         d = dl.as_fields()
         cur.execute(
             "INSERT INTO case_record (case_no, submission_key, channel, kind, category_code, title, content, "
@@ -547,7 +563,7 @@ class CaseService:
                                   days=self.config.duplicate_days)
 
     def _set_deadlines(self, cur, case_id: int) -> None:
-        cur.execute("SELECT channel, kind, emergency, received_at, accepted_at, dispatched_at, extended_days "
+        cur.execute("SELECT channel, kind, emergency, complex, received_at, accepted_at, dispatched_at, extended_days "
                     "FROM case_record WHERE id = %s", (case_id,))
         r = cur.fetchone()
         d = self.deadlines_for(r)
@@ -559,10 +575,12 @@ class CaseService:
 
     def deadlines_for(self, r: dict):
         """The deadlines of a case row (profile, milestones, explanation), extensions applied."""
+        policy = self.deadline_policy
         d = compute_deadlines(r["received_at"], r["channel"], r["kind"], r["emergency"], self.calendar,
-                              accepted_at=r.get("accepted_at"), dispatched_at=r.get("dispatched_at"))
+                              accepted_at=r.get("accepted_at"), dispatched_at=r.get("dispatched_at"),
+                              complex_case=bool(r.get("complex")), policy=policy)
         if r.get("extended_days"):
-            d = extend(d, int(r["extended_days"]), self.calendar)
+            d = extend(d, int(r["extended_days"]), self.calendar, policy=policy)
         return d
 
     # -- the loop -------------------------------------------------------------------------------
@@ -597,14 +615,17 @@ class CaseService:
         if action == "correct_routing":
             sets.append("forwarded = true")
         if action == "reply":
+            # The handler may say whether it was solved; no default: "是否得到了解决，最终还是要群众来检验" (seed 001).
             sets.append("solved = %(solved)s")
-            params["solved"] = bool(data.get("solved", True))
+            params["solved"] = data.get("solved")
         if action == "evaluate":
             ev = data.get("evaluation")
             if ev not in ("满意", "基本满意", "不满意"):
                 raise BadInput("evaluation must be 满意, 基本满意 or 不满意", field="evaluation")
             sets.append("evaluation = %(ev)s")
             params["ev"] = ev
+            if ev == "不满意":  # the citizen's verdict overrides the handler's "solved" (seed 001)
+                sets.append("solved = false")
         if action == "merge":
             sets.append("merged_into = %(master)s")
             params["master"] = data["master_id"]
@@ -641,6 +662,8 @@ class CaseService:
     def act(self, user: User, case_id: int, action: str, reason: str | None = None,
             expected_version: int | None = None, data: dict | None = None, now: dt.datetime | None = None) -> dict:
         """Perform an action on a case the user can see; refuses illegal transitions and stale versions."""
+        from cases.action_schema import validate as validate_action_data
+
         if data is not None and not isinstance(data, dict):
             raise BadInput("action data must be a JSON object")
         # Internal keys are never taken from a client: routing changes come only from _reroute.
@@ -663,6 +686,7 @@ class CaseService:
                     cur.execute("SELECT id FROM case_record WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                                 ([case_id, data["master_id"]],))
                 case = self._lock_case(cur, user, case_id)
+                data = validate_action_data(action, data)  # per-action fields and bounds, after the scope's 404
                 if expected_version is not None and expected_version != case["version"]:
                     raise Conflict(f"case {case['case_no']} was changed by someone else (version {case['version']}, "
                                    f"you had {expected_version}): reload and try again", field="version",
@@ -717,6 +741,16 @@ class CaseService:
                                      data.get(f) for f in ("accused_units", "accused_persons"))))
         if action == "merge":
             self._check_master(cur, user, case, data)
+        elif action == "mark_complex":
+            # 疑难复杂 (seed 002: "除疑难复杂的信访事项外，实行信访事项简易程序办理"): 信访 cases only, once.
+            if case["channel"] not in PETITION_CHANNELS:
+                raise Unprocessable("only 信访 cases (网上信访、来信、来访、领导接访) can be flagged 疑难复杂",
+                                    field="action")
+            if case.get("complex"):
+                raise Conflict(f"case {case['case_no']} is already flagged 疑难复杂", field="action")
+            before = self.deadlines_for(case).profile
+            cur.execute("UPDATE case_record SET complex = true, complex_reason = %s WHERE id = %s", (reason, case_id))
+            data.update(profile_before=before, profile_after="petition")
         elif action == "request_extension":
             data["days"] = int_field(data, "days", lo=1, hi=90)
             cur.execute("SELECT 1 FROM extension_request WHERE case_id = %s AND decided_at IS NULL", (case_id,))
@@ -759,7 +793,8 @@ class CaseService:
                 (now, user.id, user.role, reason, json.dumps({"master_id": case_id, "master_no": case["case_no"],
                                                               "reply": data.get("reply") or data.get("text")},
                                                              ensure_ascii=False), case_id))
-        if action in ("dispatch", "accept", "approve_extension", "escalate", "reassign", "correct_routing"):
+        if action in ("dispatch", "accept", "approve_extension", "escalate", "reassign", "correct_routing",
+                      "mark_complex"):
             self._set_deadlines(cur, case_id)
 
     def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:

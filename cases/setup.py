@@ -34,10 +34,12 @@ def seed_demo_users(db, password: str = DEMO_PASSWORD) -> list[dict]:
                            f"AND generation = {gen} ORDER BY code LIMIT 1", (county["code"],))
     village = db.fetchone(f"SELECT code, name FROM region WHERE level = 'village' AND parent_code = %s "
                           f"AND generation = {gen} ORDER BY code LIMIT 1", (township["code"],))
-    # The busiest grid, so the officer demo has cases.
+    # The grid with the most open cases its officer handles (then the busiest), so the phone demo has a work list.
     grid = db.fetchone(
         f"SELECT g.code, g.name, g.village_code FROM grid g LEFT JOIN case_record c ON c.grid_code = g.code "
-        f"WHERE g.generation = {gen} GROUP BY g.code, g.name, g.village_code ORDER BY count(c.id) DESC, g.code LIMIT 1")
+        f"WHERE g.generation = {gen} GROUP BY g.code, g.name, g.village_code ORDER BY count(c.id) FILTER (WHERE "
+        f"c.status NOT IN ('closed', 'rejected', 'merged') AND c.handling_level IN ('grid', 'village')) DESC, "
+        f"count(c.id) DESC, g.code LIMIT 1")
     officer = db.fetchone("SELECT s.code, s.name FROM staff s JOIN staff_role r ON r.role = s.role "
                           "WHERE s.grid_code = %s AND r.is_officer LIMIT 1", (grid["code"],))
     dept = db.fetchone("SELECT code, name, region_code FROM department WHERE level = 'county' AND kind = '住建' "

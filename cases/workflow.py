@@ -75,6 +75,7 @@ ACTIONS: dict[str, str] = {
     "supervise": "督办",
     "reassign": "改派",
     "correct_routing": "纠正派单（转办）",
+    "mark_complex": "认定疑难复杂",
 }
 
 ACTION_ROLES: dict[str, frozenset[str]] = {
@@ -97,11 +98,12 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "supervise": _SUPERVISORS,
     "reassign": _INTAKE,
     "correct_routing": _INTAKE,
+    "mark_complex": _INTAKE,
 }
 
 REASON_REQUIRED: frozenset[str] = frozenset({
     "return", "reject", "escalate", "reopen", "request_extension", "approve_extension",
-    "deny_extension", "correct_routing",
+    "deny_extension", "correct_routing", "mark_complex",
 })
 
 # Event kind recorded for an action when it differs from the action code.
@@ -140,6 +142,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     **{(s, "supervise"): s for s in (*_IN_PROGRESS, "replied")},
     **{(s, "reassign"): "dispatched" for s in ("dispatched", "returned", "signed", "handling")},
     **{(s, "correct_routing"): "dispatched" for s in ("dispatched", "returned", "signed", "handling")},
+    # 疑难复杂 (seed 002): leaves 简易程序 for the regular 信访 regime; an event, the state stays.
+    **{(s, "mark_complex"): s for s in ("received", "accepted", *_IN_PROGRESS)},
 }
 
 

@@ -71,6 +71,45 @@ def cmd_db(args, settings):
         print(f"embedded cluster {c.pgdata}: " + (f"running on 127.0.0.1:{port}" if port else "stopped"))
 
 
+def _with_dsns(settings, fn):
+    """Run fn(app_dsn, owner_dsn, cluster), stopping the embedded server afterwards if we started it."""
+    from gis.runtime import database_dsns
+
+    dsn, owner_dsn, cluster = database_dsns(settings, log=log)
+    try:
+        return fn(dsn, owner_dsn, cluster)
+    finally:
+        if cluster is not None and cluster.started_here:
+            cluster.stop()
+
+
+def cmd_backup(args, settings):
+    from gis.backup import backup
+
+    size = _with_dsns(settings, lambda dsn, owner_dsn, cluster: backup(owner_dsn, args.file))
+    print(f"backup written to {args.file} ({size:,} bytes, pg_dump custom format, mode 0600); "
+          f"restore with: ./gridgov restore {args.file}")
+
+
+def cmd_restore(args, settings):
+    from gis.backup import restore
+    from gis.errors import BadInput
+    from gis.migrate import migrate
+
+    def run(dsn, owner_dsn, cluster):
+        if args.replace:
+            if cluster is None:
+                raise BadInput("--replace works on the embedded cluster only: with DATABASE_URL, restore into a "
+                               "new empty database")
+            log("dropping the current database (--replace)")
+            cluster.recreate_database()
+        restore(owner_dsn, args.file)
+        migrate(owner_dsn, log=log)
+
+    _with_dsns(settings, run)
+    print(f"restored {args.file}; check the event log with: ./gridgov audit verify")
+
+
 def cmd_migrate(args, settings):
     rt = _runtime(settings)
     rt.close()
@@ -121,7 +160,7 @@ def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
         total = load_simulated(db, sim, generate_cases(city, n_cases, start, now, seed=seed, now=now),
                                progress=p.step)
         p.step(total, force=True)
-        db.execute("ANALYZE case_record; ANALYZE case_event")
+        db.execute("SELECT analyze_table('case_record'), analyze_table('case_event')")
     else:
         log(f"reusing {have:,} cases already loaded")
     users = seed_demo_users(db)
@@ -215,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["start", "stop", "status"])
     d.set_defaults(fn=cmd_db)
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(fn=cmd_migrate)
+    bk = sub.add_parser("backup", help="write a backup of the database (pg_dump custom format) to FILE")
+    bk.add_argument("file")
+    bk.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a backup FILE into an empty database")
+    rs.add_argument("file")
+    rs.add_argument("--replace", action="store_true", help="embedded cluster: drop the current database first")
+    rs.set_defaults(fn=cmd_restore)
     b = sub.add_parser("build-city", help="build and load the demo city unless already loaded")
     b.add_argument("--seed", type=int)
     b.set_defaults(fn=cmd_build_city)

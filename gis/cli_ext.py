@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-EXTENSIONS = ("grids.cli", "cases.cli")
+EXTENSIONS = ("grids.cli", "cases.cli", "cases.cli_audit")
 
 
 def register(sub) -> None:

@@ -1,12 +1,18 @@
 """PostgreSQL access: one bounded connection pool per process, transactions as context managers.
 
-`Database` wraps psycopg2's ThreadedConnectionPool with a semaphore so that callers wait for a free
-connection instead of failing when the pool is exhausted. Values are always bound, never formatted in.
+`Database` keeps a bounded pool with a semaphore so that callers wait for a free connection instead of
+failing when the pool is exhausted. Values are always bound, never formatted in.
+
+When the server goes away (a crash, a restart), pooled connections are dead: an idle connection is checked
+before reuse (a readable socket means the server closed it) and discarded, a connection that breaks inside
+a transaction drops the whole idle pool, and the caller gets `Unavailable` (HTTP 503). The next request
+connects afresh, so the app recovers by itself once the server is back on its (stable) port.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import threading
 from contextlib import contextmanager
 
@@ -39,6 +45,31 @@ def _positional(sql: str) -> tuple[str, list[str]]:
         return f"${names.index(m.group(1)) + 1}"
 
     return _NAMED.sub(sub, sql), names
+
+
+UNAVAILABLE = "数据库暂时不可用，请稍后重试 (database unavailable)"
+
+
+def _alive(conn) -> bool:
+    """True when an idle pooled connection still looks usable: open, and nothing waiting on its socket
+    (an idle backend sends nothing; a readable socket means EOF or a termination notice)."""
+    if conn.closed:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg2.Error):
+        return False
+    return not readable
+
+
+def is_connection_lost(conn, exc: BaseException) -> bool:
+    """Whether `exc` means the server connection is gone (crash, restart, shutdown) rather than a bad query."""
+    if not isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return False
+    if conn is None or conn.closed:
+        return True
+    code = getattr(exc, "pgcode", None) or ""
+    return code == "" or code.startswith(("08", "57P"))
 
 
 def check_connect(dsn: str, timeout: int = 5):
@@ -75,12 +106,23 @@ class Database:
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
-                if not conn.closed:
+                if _alive(conn):
                     return conn
+                conn.close()
         try:
             return psycopg2.connect(self.dsn, connect_timeout=5, connection_factory=_Connection)
         except psycopg2.OperationalError:
-            raise Unavailable("数据库暂时不可用，请稍后重试 (database unavailable)") from None
+            raise Unavailable(UNAVAILABLE) from None
+
+    def _drop_idle(self) -> None:
+        """Close every idle connection (after one died, the others most likely died with the server)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
 
     def _give_back(self, conn) -> None:
         if conn.closed:
@@ -95,7 +137,7 @@ class Database:
     def connection(self):
         """A pooled connection inside one transaction: commit on success, rollback on error."""
         if not self._slots.acquire(timeout=self.acquire_timeout):
-            raise ConfigError(f"no free database connection after {self.acquire_timeout}s (pool of {self.maxconn})")
+            raise Unavailable(f"数据库繁忙，请稍后重试 (no free database connection after {self.acquire_timeout}s)")
         conn = None
         try:
             conn = self._take()
@@ -109,10 +151,15 @@ class Database:
                     except psycopg2.Error:
                         conn.close()
                 raise
-        except psycopg2.OperationalError:
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            if not is_connection_lost(conn, e):
+                raise
             if conn is not None and not conn.closed:
                 conn.close()
-            raise
+            self._drop_idle()
+            # Nothing was acknowledged: the transaction rolled back (or its commit's fate is unknown and the
+            # client retries with its submission key).
+            raise Unavailable(UNAVAILABLE) from e
         finally:
             if conn is not None:
                 self._give_back(conn)
@@ -127,10 +174,11 @@ class Database:
                 yield cur
 
     def fetchall(self, sql: str, params=None) -> list[dict]:
-        """Run a query and return all rows as dicts."""
-        with self.cursor() as cur:
+        """Run a query and return all rows as dicts (plain dicts built from tuples: psycopg2's RealDictCursor
+        spends ~30 µs per row filling its rows, seconds for a month of cases at 1,000,000)."""
+        with self.cursor(dict_rows=False) as cur:
             cur.execute(sql, params)
-            return list(cur.fetchall())
+            return rows_as_dicts(cur)
 
     def fetchone(self, sql: str, params=None) -> dict | None:
         """Run a query and return the first row as a dict (or None)."""
@@ -158,10 +206,7 @@ class Database:
     def close(self) -> None:
         """Close every idle connection; connections in use close when they come back."""
         self._closed = True
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._drop_idle()
 
 
 class Session:
@@ -199,6 +244,15 @@ class Session:
                 prepared.add(name)
             cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [params[n] for n in names])
             return cur.fetchone()
+
+
+def rows_as_dicts(cur) -> list[dict]:
+    """All remaining rows of a tuple cursor as plain dicts keyed by column name."""
+    rows = cur.fetchall()
+    if cur.description is None:
+        return []
+    cols = [d.name for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in rows]
 
 
 def copy_rows(cur, table: str, columns: list[str], rows) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 
 from gis.db import check_connect
 from gis.errors import ConfigError
@@ -66,20 +67,36 @@ def applied(conn) -> dict[int, str]:
         return dict(cur.fetchall())
 
 
+def pending(conn, root: Path = ROOT) -> list[Migration]:
+    """Migrations not applied yet on this connection's database."""
+    have = applied(conn)
+    conn.rollback()
+    return [m for m in discover(root) if m.version not in have]
+
+
 def migrate(dsn_or_conn, log=print, root: Path = ROOT) -> list[Migration]:
-    """Apply pending migrations; returns what was applied."""
+    """Apply pending migrations; returns what was applied.
+
+    Run as the owner role. A role without the privilege to change the schema (the app role) may call it
+    too: when nothing is pending it changes nothing, otherwise it fails saying which role to use."""
     own = isinstance(dsn_or_conn, str)
     conn = check_connect(dsn_or_conn) if own else dsn_or_conn
     done: list[Migration] = []
+    locked = False
     try:
         conn.autocommit = False
+        if not pending(conn, root):
+            return done
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            locked = True
+            cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                cur.execute(
+                    "CREATE TABLE schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
         conn.commit()
         have = applied(conn)
         for m in discover(root):
@@ -95,20 +112,32 @@ def migrate(dsn_or_conn, log=print, root: Path = ROOT) -> list[Migration]:
                 conn.commit()
             except psycopg2.Error as e:
                 conn.rollback()
-                first = (str(e).strip().splitlines() or ["?"])[0]
-                if "postgis" in first.lower() and ("control file" in first or "not available" in first):
-                    raise ConfigError("PostGIS is not installed on the database server: install "
-                                      "postgresql-15-postgis-3 (or your server's PostGIS package)") from None
-                raise ConfigError(f"migration {m.version:04d}_{m.name} failed: {first}") from None
+                raise _failure(m, e) from None
             log(f"applied migration {m.version:04d}_{m.name}")
             done.append(m)
+    except psycopg2.errors.InsufficientPrivilege as e:
+        conn.rollback()
+        raise _failure(None, e) from None
     finally:
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-            conn.commit()
-        except psycopg2.Error:
-            pass
+        if locked:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                conn.commit()
+            except psycopg2.Error:
+                pass
         if own:
             conn.close()
     return done
+
+
+def _failure(m: Migration | None, e: psycopg2.Error) -> ConfigError:
+    first = (str(e).strip().splitlines() or ["?"])[0]
+    if "postgis" in first.lower() and ("control file" in first or "not available" in first):
+        return ConfigError("PostGIS is not installed on the database server: install "
+                           "postgresql-15-postgis-3 (or your server's PostGIS package)")
+    what = f"migration {m.version:04d}_{m.name} failed" if m else "cannot apply migrations"
+    if isinstance(e, psycopg2.errors.InsufficientPrivilege):
+        return ConfigError(f"{what}: {first} — migrations run as the owner role: set GRIDGOV_MIGRATE_URL "
+                           f"(README, \"Database roles\")")
+    return ConfigError(f"{what}: {first}")

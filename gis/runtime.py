@@ -1,7 +1,8 @@
 """Opening the database for a process: the configured server, or the embedded cluster.
 
 `open_database(settings)` returns a Runtime holding the pool and (when embedded) the cluster, with
-migrations applied. Nothing here runs at import time.
+migrations applied. Migrations (and backups) run as the owner role; the pool connects as the app role,
+which owns nothing and may not rewrite the event log. Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Runtime:
     settings: Settings
     db: Database
     cluster: EmbeddedCluster | None = None
+    owner_dsn: str | None = None
 
     def close(self, stop_cluster: bool = True) -> None:
         """Close the pool; stop the embedded server too when asked and this process started it."""
@@ -27,14 +29,18 @@ class Runtime:
             self.cluster.stop()
 
 
-def open_database(settings: Settings, log=print, apply_migrations: bool = True) -> Runtime:
-    """Connect (starting the embedded cluster when no DATABASE_URL is set) and migrate."""
-    cluster = None
+def database_dsns(settings: Settings, log=print) -> tuple[str, str, EmbeddedCluster | None]:
+    """(app DSN, owner DSN, cluster or None), starting the embedded cluster when no DATABASE_URL is set."""
     if settings.database_url:
-        dsn = settings.database_url
-    else:
-        cluster = EmbeddedCluster(settings.data_dir, port=settings.db_port, run_as=settings.pg_user, log=log)
-        dsn = cluster.start()
+        return settings.database_url, settings.migrate_url or settings.database_url, None
+    cluster = EmbeddedCluster(settings.data_dir, port=settings.db_port, run_as=settings.pg_user, log=log)
+    dsn = cluster.start()
+    return dsn, cluster.owner_dsn, cluster
+
+
+def open_database(settings: Settings, log=print, apply_migrations: bool = True) -> Runtime:
+    """Connect (starting the embedded cluster when no DATABASE_URL is set) and migrate as the owner."""
+    dsn, owner_dsn, cluster = database_dsns(settings, log=log)
     if apply_migrations:
-        migrate(dsn, log=log)
-    return Runtime(settings, Database(dsn, maxconn=settings.db_pool_max), cluster)
+        migrate(owner_dsn, log=log)
+    return Runtime(settings, Database(dsn, maxconn=settings.db_pool_max), cluster, owner_dsn)

@@ -2,7 +2,8 @@
 
 | variable                 | meaning                                                     | default        |
 |--------------------------|-------------------------------------------------------------|----------------|
-| DATABASE_URL / GRIDGOV_DATABASE_URL | use this PostgreSQL server instead of the embedded one | unset   |
+| DATABASE_URL / GRIDGOV_DATABASE_URL | use this PostgreSQL server instead of the embedded one (the app role) | unset |
+| GRIDGOV_MIGRATE_URL      | the owner role's DSN for migrations/backup (with DATABASE_URL) | DATABASE_URL |
 | GRIDGOV_DATA_DIR         | data folder (embedded cluster, caches)                      | ./var          |
 | GRIDGOV_DB_PORT          | port for the embedded cluster (must be free if given)       | a free port    |
 | GRIDGOV_DB_POOL_MAX      | connections in this process's pool                          | 8              |
@@ -11,6 +12,8 @@
 | GRIDGOV_CASES            | synthetic cases the demo loads                              | 60000          |
 | GRIDGOV_SEED             | seed of the demo city and cases                             | 2203           |
 | GRIDGOV_PG_USER          | OS user that runs the embedded server when we are root      | postgres       |
+| GRIDGOV_TILE_URL         | intranet XYZ tile URL ({z}/{x}/{y}) under the maps          | none           |
+| GRIDGOV_TILE_CRS         | wgs84, or gcj02 when the tiles are drawn in GCJ-02          | wgs84          |
 | GRIDGOV_SECURE_COOKIES   | 1 behind HTTPS: session cookie `Secure` (`__Host-`), HSTS    | 0              |
 | GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
 | GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
@@ -34,6 +37,7 @@ class Settings:
     """Process settings; build with load_settings() or directly in tests."""
 
     database_url: str | None = None
+    migrate_url: str | None = None
     data_dir: Path = Path("var")
     db_port: int | None = None
     db_pool_max: int = 8
@@ -43,6 +47,8 @@ class Settings:
     demo_cases: int = 60_000
     seed: int = 2203
     pg_user: str = "postgres"
+    tile_url: str | None = None
+    tile_crs: str = "wgs84"
     secure_cookies: bool = False
     server: str = "gunicorn"
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
@@ -56,6 +62,8 @@ class Settings:
         """Settings safe to print: the DSN redacted, no secrets."""
         return {
             "database_url": redact_dsn(self.database_url) if self.database_url else "(embedded)",
+            "migrate_url": redact_dsn(self.migrate_url) if self.migrate_url else "(same as database_url)"
+            if self.database_url else "(embedded owner role)",
             "data_dir": str(self.data_dir),
             "db_port": self.db_port,
             "db_pool_max": self.db_pool_max,
@@ -64,6 +72,8 @@ class Settings:
             "secret_key": "***" if self.secret_key else "(generated)",
             "demo_cases": self.demo_cases,
             "seed": self.seed,
+            "tile_url": redact_dsn(self.tile_url) if self.tile_url else "(none)",
+            "tile_crs": self.tile_crs,
             "secure_cookies": self.secure_cookies,
             "server": f"{self.server} ({self.workers} workers × {self.threads} threads)"
             if self.server == "gunicorn" else f"{self.server} ({self.threads} threads)",
@@ -115,6 +125,7 @@ def load_settings(env: dict | None = None) -> Settings:
     url = env.get(PREFIX + "DATABASE_URL") or env.get("DATABASE_URL") or None
     s = Settings(
         database_url=url,
+        migrate_url=env.get(PREFIX + "MIGRATE_URL") or None,
         data_dir=Path(env.get(PREFIX + "DATA_DIR") or "var").absolute(),
         db_port=_int(env, "DB_PORT", None),
         db_pool_max=_int(env, "DB_POOL_MAX", 8),
@@ -124,11 +135,18 @@ def load_settings(env: dict | None = None) -> Settings:
         demo_cases=_int(env, "CASES", 60_000),
         seed=_int(env, "SEED", 2203),
         pg_user=env.get(PREFIX + "PG_USER") or "postgres",
+        tile_url=env.get(PREFIX + "TILE_URL") or None,
+        tile_crs=(env.get(PREFIX + "TILE_CRS") or "wgs84").strip().lower(),
         secure_cookies=_flag(env, "SECURE_COOKIES"),
         server=(env.get(PREFIX + "SERVER") or "gunicorn").strip().lower(),
         workers=_int(env, "WORKERS", min(8, 2 * (os.cpu_count() or 1))),
         threads=_int(env, "THREADS", 4),
     )
+    if s.tile_crs not in ("wgs84", "gcj02"):
+        raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")
+    if s.tile_url is not None and not (s.tile_url.startswith(("http://", "https://", "/"))
+                                       and all(k in s.tile_url for k in ("{z}", "{x}", "{y}"))):
+        raise ConfigError(f"{PREFIX}TILE_URL must be an http(s) or /path URL with {{z}}, {{x}} and {{y}}")
     if s.server not in ("gunicorn", "waitress"):
         raise ConfigError(f"{PREFIX}SERVER must be gunicorn or waitress, got {s.server!r}")
     if not 1 <= s.workers <= 64 or not 1 <= s.threads <= 256:

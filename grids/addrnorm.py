@@ -194,3 +194,22 @@ def compound_variants(name: str) -> list[tuple[str, float]]:
     if base.endswith("小区") and len(base) >= 4:
         out.append((base[:-2], 0.95))
     return out
+
+
+_DOOR_RE = re.compile(r"(\d+(?:-\d+)?)号?")
+_BUILDING_NO_RE = re.compile(r"(\d+)(?:号楼|号|楼)?")
+
+
+def door_number(text: str) -> str:
+    """A door number as the geocoder parses it from a query: "709号" / "七百零九号" → "709", "12-3号" → "12-3";
+    anything else normalised as text."""
+    s = normalize_text(str(text or ""))
+    m = _DOOR_RE.fullmatch(s)
+    return m.group(1) if m else s
+
+
+def building_number(text: str) -> str:
+    """A building number as the geocoder parses it: "3幢" / "3栋" / "5号楼" / "5号" → "3" / "5"."""
+    s = normalize_text(str(text or ""))
+    m = _BUILDING_NO_RE.fullmatch(s)
+    return m.group(1) if m else s

@@ -36,22 +36,32 @@ def _refuse(e: Unprocessable) -> None:
     raise e
 
 
+def _extent(args, db):
+    """--extent, else the loaded city's own extent, else None (the China box)."""
+    from grids.io import city_extent, parse_extent
+
+    return parse_extent(getattr(args, "extent", None)) or city_extent(db)
+
+
 def cmd_import_boundaries(args, settings):
     from grids.io import import_boundaries, read_grids, read_regions
 
     t0 = time.monotonic()
-    _log(f"reading grids from {args.grids}")
-    grids = read_grids(args.grids, layer=args.grid_layer, crs=args.crs)
-    regions_path = args.regions or args.grids
-    _log(f"reading regions from {regions_path}")
-    regions = read_regions(regions_path, layer=args.layer, crs=args.crs)
-    _log(f"read {len(regions):,} regions and {len(grids):,} grids in {time.monotonic() - t0:.1f}s")
     rt = _open(settings)
     try:
+        extent = _extent(args, rt.db)
+        _log(f"reading grids from {args.grids}")
+        grids = read_grids(args.grids, layer=args.grid_layer, crs=args.crs, extent=extent)
+        regions_path = args.regions or args.grids
+        _log(f"reading regions from {regions_path}")
+        regions = read_regions(regions_path, layer=args.layer, crs=args.crs, extent=extent,
+                               skip_layers=tuple(args.skip_layer or ()))
+        _log(f"read {len(regions):,} regions and {len(grids):,} grids in {time.monotonic() - t0:.1f}s")
         source = args.source or f"import {args.grids}"
         try:
             report, gen, relocation = import_boundaries(rt.db, regions, grids, source, commit=args.commit,
-                                                        activate=args.activate, tol_m2=args.tol_m2, progress=_log)
+                                                        activate=args.activate, tol_m2=args.tol_m2, progress=_log,
+                                                        tol_width_m=args.tol_width_m)
         except Unprocessable as e:
             _refuse(e)
         _print_report(report, args.json)
@@ -72,10 +82,10 @@ def cmd_import_boundaries(args, settings):
 def cmd_import_table(args, settings):
     from grids.io import import_records, read_records
 
-    records = read_records(args.kind, args.file, crs=args.crs, sheet=args.sheet)
-    _log(f"read {len(records):,} {args.kind} from {args.file}")
     rt = _open(settings)
     try:
+        records = read_records(args.kind, args.file, crs=args.crs, sheet=args.sheet, extent=_extent(args, rt.db))
+        _log(f"read {len(records):,} {args.kind} from {args.file}")
         try:
             report = import_records(rt.db, args.kind, records, commit=args.commit, progress=_log)
         except Unprocessable as e:
@@ -157,6 +167,11 @@ def register(sub) -> None:
     b.add_argument("--grid-layer", help="grid layer name (default: grid/grids/网格 or the only layer)")
     b.add_argument("--crs", help="override the files' CRS: EPSG:4526, GCJ-02, BD-09 …")
     b.add_argument("--tol-m2", type=float, help="gaps/overlaps smaller than this (m²) are ignored")
+    b.add_argument("--tol-width-m", type=float, help="gaps/overlaps nowhere wider than this (m) are ignored "
+                                                     "(default 0.5)")
+    b.add_argument("--skip-layer", action="append", help="leave this layer of the regions file out (repeatable)")
+    b.add_argument("--extent", help="minlon,minlat,maxlon,maxlat the data must lie in (default: the loaded city's "
+                                    "extent, or China)")
     b.add_argument("--source", help="what to record as the generation's source")
     b.add_argument("--commit", action="store_true", help="write a new generation (refused when invalid)")
     b.add_argument("--activate", action="store_true", help="with --commit: activate it and re-locate open cases")
@@ -168,6 +183,8 @@ def register(sub) -> None:
         t.add_argument("file")
         t.add_argument("--crs", help="CRS of lon/lat columns (default EPSG:4326; GCJ-02, BD-09 …)")
         t.add_argument("--sheet", help="XLSX sheet (default: the first)")
+        t.add_argument("--extent", help="minlon,minlat,maxlon,maxlat the points must lie in (default: the loaded "
+                                        "city's extent, or China)")
         t.add_argument("--commit", action="store_true")
         t.add_argument("--json", action="store_true")
         t.set_defaults(fn=cmd_import_table, kind=kind)

@@ -159,9 +159,35 @@ def list_layers(path) -> list[str]:
         raise BadInput(f"cannot open {path} as GeoPackage/Shapefile/GeoJSON: {e}", field="path") from None
 
 
-def read_layer(path, layer: str | None = None, crs: str | None = None) -> tuple[list[dict], np.ndarray, str]:
+DENSIFY_M = 50.0  # longest edge (m) of a projected delivery before it is reprojected to lon/lat
+
+
+def _layer_types(path) -> list[tuple[str, str | None]]:
+    """(layer name, geometry type) of a vector dataset."""
+    import pyogrio
+
+    try:
+        return [(str(n), t) for n, t in pyogrio.list_layers(dataset_path(path))]
+    except Exception as e:  # noqa: BLE001
+        raise BadInput(f"cannot open {path} as GeoPackage/Shapefile/GeoJSON: {e}", field="path") from None
+
+
+def read_layer(path, layer: str | None = None, crs: str | None = None,
+               extent=None) -> tuple[list[dict], np.ndarray, str]:
     """Read one layer: (attribute rows, WGS84 geometries, source CRS name)."""
+    rows, geoms, source, _ = read_layer_native(path, layer, crs, extent)
+    return rows, geoms, source
+
+
+def read_layer_native(path, layer: str | None = None, crs: str | None = None, extent=None):
+    """Read one layer: (rows, WGS84 geometries, source CRS, geometries as delivered or None).
+
+    A delivery in a metric projected CRS is densified there (edges at most DENSIFY_M) before its vertices are
+    reprojected, so a straight edge stays on its true course in lon/lat; its native geometries are returned
+    too, so validation can run on the coordinates as delivered (grids.validate)."""
     from pyogrio.raw import read
+
+    from grids.validate import metric_crs
 
     src = dataset_path(path)
     where = f"{path}" + (f" layer {layer}" if layer else "")
@@ -182,21 +208,57 @@ def read_layer(path, layer: str | None = None, crs: str | None = None) -> tuple[
         raise BadInput(f"{where} has no CRS (no .prj?): pass --crs, e.g. --crs EPSG:4490 or --crs GCJ-02",
                        field="crs")
     geoms = shapely.force_2d(geoms)
+    native = None
+    if metric_crs(source):
+        native = np.asarray(shapely.segmentize(geoms, DENSIFY_M), dtype=object)
+        geoms = native
     if source != "EPSG:4326":
         geoms = geometry_to_wgs84(geoms, source)
-    _check_in_china(geoms, where, source)
-    return rows, np.asarray(geoms, dtype=object), source
+    _check_in_china(geoms, where, source, extent)
+    return rows, np.asarray(geoms, dtype=object), source, native
 
 
-def _check_in_china(geoms, where: str, source: str) -> None:
+def parse_extent(raw: str | None) -> tuple[float, float, float, float] | None:
+    """`minlon,minlat,maxlon,maxlat` (the --extent option) → a bbox, or None."""
+    if not raw:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in str(raw).split(","))
+    except ValueError:
+        raise BadInput("extent must be minlon,minlat,maxlon,maxlat in degrees", field="extent") from None
+    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+        raise BadInput("extent must be minlon,minlat,maxlon,maxlat with min < max, in degrees", field="extent")
+    return x0, y0, x1, y1
+
+
+def city_extent(db, margin_deg: float = 0.05) -> tuple[float, float, float, float] | None:
+    """The configured city's own extent (its loaded regions, active generation) with a margin, or None."""
+    r = db.fetchone("SELECT ST_XMin(e) x0, ST_YMin(e) y0, ST_XMax(e) x1, ST_YMax(e) y1 FROM (SELECT ST_Extent(geom) e "
+                    "FROM region WHERE generation = (SELECT id FROM generation WHERE active)) s")
+    if r is None or r["x0"] is None:
+        return None
+    return r["x0"] - margin_deg, r["y0"] - margin_deg, r["x1"] + margin_deg, r["y1"] + margin_deg
+
+
+def _check_in_china(geoms, where: str, source: str, extent=None) -> None:
+    """Data must lie in the city's extent when one is known (which also catches another city's file), else in
+    China (the default deployment; a city elsewhere passes --extent)."""
     ok = [g for g in geoms if g is not None and not g.is_empty]
     if not ok:
         return
     x0, y0, x1, y1 = shapely.total_bounds(np.asarray(ok, dtype=object))
+    span = f"read as {source}, the data spans lon {x0:.4f}..{x1:.4f}, lat {y0:.4f}..{y1:.4f}"
+    if extent is not None:
+        b = extent
+        if x0 < b[0] or x1 > b[2] or y0 < b[1] or y1 > b[3]:
+            raise BadInput(f"{where}: {span}, outside the city's extent lon {b[0]:.4f}..{b[2]:.4f}, lat "
+                           f"{b[1]:.4f}..{b[3]:.4f} — another city's file, wrong CRS or swapped axes? (pass --crs, or "
+                           f"--extent for a different city)", field="crs")
+        return
     b = CHINA_BBOX
     if x0 < b[0] or x1 > b[2] or y0 < b[1] or y1 > b[3]:
-        raise BadInput(f"{where}: read as {source}, the data spans lon {x0:.4f}..{x1:.4f}, lat {y0:.4f}..{y1:.4f}, "
-                       f"outside China — wrong CRS or swapped axes? pass --crs", field="crs")
+        raise BadInput(f"{where}: {span}, outside China — wrong CRS or swapped axes? pass --crs; a city outside "
+                       f"China passes its extent with --extent minlon,minlat,maxlon,maxlat", field="crs")
 
 
 def _polygonal(geom, where: str):
@@ -209,25 +271,69 @@ def _polygonal(geom, where: str):
     raise BadInput(f"{where}: geometry is a {geom.geom_type}, expected Polygon/MultiPolygon", field="geom")
 
 
-def _level_of_layer(name: str) -> str | None:
+# Words that name a layer's level, checked in this order (内 "subdistrict" before "district", 社区 before 区).
+_LAYER_WORDS = (
+    ("grid", ("grid", "网格")),
+    ("township", ("township", "subdistrict", "town", "street", "乡镇", "街道", "镇", "乡")),
+    ("village", ("village", "community", "communities", "hamlet", "村", "社区", "居委")),
+    ("regions", ("region", "admin", "boundar", "division", "区划", "行政区", "边界")),  # level from column/codes
+    ("county", ("county", "counties", "district", "区县", "县区", "县", "区", "旗")),
+    ("city", ("city", "cities", "prefecture", "地级", "市")),
+)
+
+
+def _layer_kind(name: str) -> str | None:
+    """'grid', a region level, or None for a layer name that says neither (counties, 乡镇街道界, 村界 …)."""
     k = _key(name)
     if k in LAYER_LEVEL:
         return LAYER_LEVEL[k]
-    for lvl in REGION_LEVELS:  # "regions_village", "village_boundaries" …
-        if lvl in k:
-            return lvl
+    for kind, words in _LAYER_WORDS:
+        if any(w in k for w in words):
+            return kind
     return None
 
 
-def read_regions(path, layer: str | None = None, crs: str | None = None) -> list[dict]:
-    """Regions from one layer (with a level column, or levels from the codes) or from one layer per level."""
-    layers = [layer] if layer else [n for n in list_layers(path) if _key(n) not in GRID_LAYER_NAMES
-                                   and _level_of_layer(n) is not None]
-    if not layers:
-        layers = [list_layers(path)[0]]
+def _level_of_layer(name: str) -> str | None:
+    kind = _layer_kind(name)
+    return kind if kind in REGION_LEVELS else None
+
+
+def _is_grid_layer(name: str) -> bool:
+    return _key(name) in GRID_LAYER_NAMES or _layer_kind(name) == "grid"
+
+
+def _native(native, i: int, source: str) -> dict:
+    """The delivered geometry of feature i (1-based) for validation in its own CRS, when there is one."""
+    if native is None or native[i - 1] is None:
+        return {}
+    return {"geom_native": _polygonal(native[i - 1], "native"), "crs_native": source}
+
+
+def read_regions(path, layer: str | None = None, crs: str | None = None, skip_layers=(), extent=None) -> list[dict]:
+    """Regions from one layer (with a level column, or levels from the codes) or from one layer per level.
+
+    Every layer is used or reported: a layer whose name says neither a level nor grids is an error naming it
+    (pass `layer`, or list it in `skip_layers` to leave it out on purpose)."""
+    names = list_layers(path)
+    if not layer:  # point and line layers (centers, addresses, roads) are not boundaries
+        names = [n for n, t in _layer_types(path) if "polygon" in (t or "polygon").lower()] or names
+    if layer:
+        layers = [layer]
+    else:
+        layers = [n for n in names if not _is_grid_layer(n) and _layer_kind(n) is not None]
+        unknown = [n for n in names if n not in skip_layers and _layer_kind(n) is None]
+        if not layers and len(names) == 1:
+            layers, unknown = names, []
+        if unknown:
+            raise BadInput(f"{path}: layer(s) {', '.join(unknown)} name no level (市/县区/乡镇街道/村社区, "
+                           f"city/counties/townships/villages/communities) and no grids — rename them, choose one "
+                           f"with --layer, or leave them out with --skip-layer", field="layer")
+        if not layers:
+            raise BadInput(f"{path}: no region layer among {', '.join(names)} (use --layer)", field="layer")
     out = []
     for name in layers:
-        rows, geoms, _ = read_layer(path, name if len(list_layers(path)) > 1 or layer else None, crs)
+        rows, geoms, source, native = read_layer_native(path, name if len(list_layers(path)) > 1 or layer else None,
+                                                        crs, extent)
         where = f"{path} layer {name}"
         cols = canonical_columns(list(rows[0]) if rows else [], REGION_COLUMNS, where, required=("code",))
         layer_level = _level_of_layer(name)
@@ -243,36 +349,62 @@ def read_regions(path, layer: str | None = None, crs: str | None = None) -> list
                             short_name=as_text(r.get("short_name")), parent_code=as_code(r.get("parent_code")) or None,
                             kind=as_text(r.get("kind")), urban=_bool(r.get("urban")),
                             aliases=split_names(as_text(r.get("aliases"))),
-                            geom=_polygonal(geom, f"{where} feature {i} (code {code})")))
+                            geom=_polygonal(geom, f"{where} feature {i} (code {code})"),
+                            **_native(native, i, source)))
     return out
 
 
-def read_grids(path, layer: str | None = None, crs: str | None = None) -> list[dict]:
+def read_grids(path, layer: str | None = None, crs: str | None = None, extent=None) -> list[dict]:
     """Grids from a layer named grid/grids/网格 (or the only layer, or `layer`)."""
     names = list_layers(path)
     if layer is None:
-        hits = [n for n in names if _key(n) in GRID_LAYER_NAMES]
+        hits = [n for n in names if _is_grid_layer(n)]
         layer = hits[0] if hits else (names[0] if len(names) == 1 else None)
         if layer is None:
             raise BadInput(f"{path} has layers {', '.join(names)}: say which holds the grids with --layer",
                            field="layer")
-    rows, geoms, _ = read_layer(path, layer if len(names) > 1 else None, crs)
+    rows, geoms, source, native = read_layer_native(path, layer if len(names) > 1 else None, crs, extent)
     where = f"{path} layer {layer}"
-    cols = canonical_columns(list(rows[0]) if rows else [], GRID_COLUMNS, where, required=("code",))
+    columns = list(rows[0]) if rows else []
+    cols = canonical_columns(columns, GRID_COLUMNS, where, required=("code",))
+    if "grid_type" not in cols.values():  # a grid layer's kind/类型/类别 column is its grid type
+        kind = canonical_columns(columns, ("kind",), where)
+        cols.update({src: "grid_type" for src in kind})
     out = []
     for i, (row, geom) in enumerate(zip(rows, geoms, strict=True), start=1):
         r = {c: row[src] for src, c in cols.items()}
         code = as_code(r.get("code"))
         village = as_code(r.get("village_code")) or code[:12]
-        gtype = as_text(r.get("grid_type")) or "社区"
+        raw = as_text(r.get("grid_type"))
+        gtype = grid_type_of(raw) if raw else "社区"
         out.append(dict(code=code, name=as_text(r.get("name")) or code, grid_type=gtype, village_code=village,
-                        geom=_polygonal(geom, f"{where} feature {i} (code {code})")))
+                        geom=_polygonal(geom, f"{where} feature {i} (code {code})"), **_native(native, i, source),
+                        **({} if raw else {"grid_type_defaulted": True})))
     return out
 
 
+_GRID_TYPE_WORDS = (("专属", ("专属", "专业", "exclusive", "special")),
+                    ("乡村", ("乡村", "农村", "村", "rural", "village")),
+                    ("社区", ("社区", "城市", "城镇", "居民", "community", "urban")))
+
+
+def grid_type_of(raw: str) -> str:
+    """社区/乡村/专属 from the common spellings (社区网格, 乡村网格, 农村网格, 专属网格, rural …); other values are
+    returned as given, for grid_type_findings to report."""
+    k = _key(raw)
+    for gtype, words in _GRID_TYPE_WORDS:
+        if any(w in k for w in words):
+            return gtype
+    return raw
+
+
 def grid_type_findings(grids: list[dict]) -> Report:
-    """Grid types outside 社区/乡村/专属 (the database refuses them)."""
+    """Grid types outside 社区/乡村/专属 (the database refuses them) and grids typed 社区 for want of a column."""
     rep = Report()
+    defaulted = [g["code"] for g in grids if g.get("grid_type_defaulted")]
+    if defaulted:
+        rep.add("defaulted_value", WARNING, defaulted[:20],
+                f"{len(defaulted)} 个网格没有网格类型 (grid_type/网格类型/kind 列)，按 社区 导入")
     for g in grids:
         if g["grid_type"] not in GRID_TYPES:
             rep.add("bad_value", ERROR, [g["code"]],
@@ -314,7 +446,7 @@ def read_table(path, sheet: str | None = None) -> list[dict]:
     raise BadInput(f"{p}: expected .csv or .xlsx", field="path")
 
 
-def read_records(kind: str, path, crs: str | None = None, sheet: str | None = None) -> list[dict]:
+def read_records(kind: str, path, crs: str | None = None, sheet: str | None = None, extent=None) -> list[dict]:
     """Read staff/centers/departments/addresses into canonical dicts (points converted to WGS84)."""
     if kind not in TABLES:
         raise BadInput(f"unknown table {kind!r}: one of {', '.join(TABLES)}", field="kind")
@@ -328,6 +460,10 @@ def read_records(kind: str, path, crs: str | None = None, sheet: str | None = No
         rec = {c: (as_code(r.get(c)) if c.endswith("code") or c == "phone" else as_text(r.get(c)))
                for c in (*required, *optional) if c not in ("lon", "lat")}
         rec["_row"] = i
+        if kind == "addresses":  # stored the way the geocoder reads a query ("709号" → 709, "3幢" → 3)
+            from grids.addrnorm import building_number, door_number
+
+            rec["door_no"], rec["building"] = door_number(rec.get("door_no")), building_number(rec.get("building"))
         if "lon" in required:
             try:
                 x, y = float(as_text(r.get("lon"))), float(as_text(r.get("lat")))
@@ -341,7 +477,7 @@ def read_records(kind: str, path, crs: str | None = None, sheet: str | None = No
             rec["geom"] = shapely.Point(rec["lon"], rec["lat"])
         out.append(rec)
     if kind in ("centers", "addresses") and out:
-        _check_in_china([r["geom"] for r in out], str(path), "the given CRS")
+        _check_in_china([r["geom"] for r in out], str(path), "the given CRS", extent)
     return out
 
 
@@ -458,7 +594,8 @@ def _check_commit(report: Report, what: str) -> None:
 
 
 def import_boundaries(db, regions: list[dict], grids: list[dict], source: str, commit: bool = False,
-                      activate: bool = False, tol_m2: float | None = None, progress=None):
+                      activate: bool = False, tol_m2: float | None = None, progress=None,
+                      tol_width_m: float | None = None):
     """Validate boundaries; with commit write them as a new generation (one transaction), optionally activate.
 
     Returns (report, generation or None, relocation or None). Refuses (Unprocessable) to commit invalid data.
@@ -468,6 +605,8 @@ def import_boundaries(db, regions: list[dict], grids: list[dict], source: str, c
     progress = progress or (lambda msg: None)
     progress(f"validating {len(regions):,} regions and {len(grids):,} grids")
     kw = {} if tol_m2 is None else {"tol_m2": tol_m2}
+    if tol_width_m is not None:
+        kw["tol_width_m"] = tol_width_m
     report = validate(regions, grids, **kw).extend(grid_type_findings(grids))
     if not commit:
         return report, None, None

@@ -119,7 +119,7 @@ def load_city(db, city, source: str = "demo", progress=print) -> int:
         progress(f"writing {len(city.addresses)} standard addresses, {len(city.staff)} staff, "
                  f"{len(city.centers)} centers, {len(city.departments)} departments")
         write_reference(cur, city)
-        cur.execute("ANALYZE region; ANALYZE grid; ANALYZE address")
+        cur.execute("SELECT analyze_table('region'), analyze_table('grid'), analyze_table('address')")
     return gen
 
 

@@ -28,6 +28,7 @@ PARENT_LEVEL = {"county": "city", "township": "county", "village": "township", "
 DEFAULT_TOL_M2 = 5.0          # gaps, overlaps and overhangs smaller than this are digitising noise
 DEFAULT_SLIVER_WIDTH_M = 5.0  # a polygon nowhere wider than this is a sliver
 DEFAULT_SLIVER_RATIO = 0.01   # Polsby-Popper 4πA/P² below this is a sliver (a 1:300 strip)
+DEFAULT_TOL_WIDTH_M = 0.5     # gaps, overlaps and overhangs nowhere wider than this are reprojection noise
 DEFAULT_OFFICER_ROLES = frozenset({"grid_officer"})
 
 ERROR, WARNING = "error", "warning"
@@ -98,7 +99,7 @@ class Report:
 
     def text(self) -> str:
         """Human-readable report: what was checked, the verdict, then one line per finding."""
-        checked = ", ".join(f"{k} {v:,}" for k, v in self.checked.items())
+        checked = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in self.checked.items())
         n_err = len(self.errors)
         n_warn = len(self.findings) - n_err
         verdict = "OK" if self.ok else "INVALID"
@@ -140,6 +141,57 @@ class _Frame:
     def area(self, geoms):
         """Areas in m² of WGS84 geometries."""
         return shapely.area(self.project(geoms))
+
+    near = 1e-5  # "touching" distance in the frame's units (degrees here)
+
+    def lonlat(self, geom) -> list[float] | None:
+        """(lon, lat) of a point inside a geometry of this frame."""
+        return _lonlat(geom)
+
+    def point(self, xy: list[float] | None) -> list[float] | None:
+        """A coordinate pair of this frame as (lon, lat)."""
+        return xy
+
+
+class _NativeFrame:
+    """A projected (metric) delivery validated in its own CRS: set operations on the coordinates as delivered,
+    so a tiling that is exact there (T-junction vertices on long straight edges) stays exact; locations are
+    reported in lon/lat."""
+
+    near = 1.0  # metres
+
+    def __init__(self, crs: str):
+        from pyproj import Transformer
+
+        self._inv = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+    def project(self, geoms):
+        return np.asarray(geoms, dtype=object)
+
+    def area(self, geoms):
+        return shapely.area(np.asarray(geoms, dtype=object))
+
+    def point(self, xy: list[float] | None) -> list[float] | None:
+        if xy is None:
+            return None
+        lon, lat = self._inv.transform(xy[0], xy[1])
+        return [float(lon), float(lat)]
+
+    def lonlat(self, geom) -> list[float] | None:
+        return self.point(_lonlat(geom))
+
+
+def metric_crs(crs: str | None) -> bool:
+    """True for a projected CRS in metres (a delivery that can be validated as delivered)."""
+    if not crs or crs in ("EPSG:4326", "GCJ-02", "BD-09"):
+        return False
+    from pyproj import CRS
+
+    try:
+        c = CRS.from_user_input(crs)
+    except Exception:  # noqa: BLE001 - unknown CRS: validate in lon/lat
+        return False
+    return bool(c.is_projected) and all((a.unit_name or "").startswith("met") for a in c.axis_info)
 
 
 def _lonlat(geom) -> list[float] | None:
@@ -221,7 +273,7 @@ def _check_geometry(report: Report, units: list[dict], sliver_width_m: float, sl
     for i in np.flatnonzero(~valid):
         u = units[i]
         reason = shapely.is_valid_reason(geoms[i])
-        loc = _reason_location(reason) or _lonlat(geoms[i])
+        loc = frame.point(_reason_location(reason)) or frame.lonlat(geoms[i])
         report.add("invalid_geometry", ERROR, [u["code"]],
                    f"{LEVEL_LABEL[u['level']]}“{u.get('name', '')}”({u['code']}) 的边界无效: {reason}", loc)
         fixed[i] = _areal(shapely.make_valid(geoms[i]))
@@ -245,7 +297,7 @@ def _check_geometry(report: Report, units: list[dict], sliver_width_m: float, sl
         what = f"{LEVEL_LABEL[u['level']]}“{u.get('name', '')}”({u['code']})"
         why = (f"处处窄于 {sliver_width_m:g} m" if shrunk_empty[i] else "过于细长") + \
             f"，紧凑度 4πA/P² = {ratio[i]:.4f}"
-        report.add("sliver", WARNING, [u["code"]], f"{what} 是细长碎片: {why}", _lonlat(fixed[i]), area[i])
+        report.add("sliver", WARNING, [u["code"]], f"{what} 是细长碎片: {why}", frame.lonlat(fixed[i]), area[i])
     return fixed, area
 
 
@@ -268,9 +320,30 @@ def _reason_location(reason: str) -> list[float] | None:
         return None
 
 
+def _narrow(frame, pieces, width_m: float) -> np.ndarray:
+    """True for pieces nowhere wider than width_m (digitising/reprojection slivers, whatever their area)."""
+    pieces = np.asarray(pieces, dtype=object)
+    if width_m <= 0 or len(pieces) == 0:
+        return np.zeros(len(pieces), dtype=bool)
+    return shapely.is_empty(shapely.buffer(frame.project(pieces), -width_m / 2.0))
+
+
 def _check_tiling(report: Report, units: list[dict], geoms: np.ndarray, areas_m2: np.ndarray, tol_m2: float,
-                  frame: _Frame) -> None:
-    """Per level: overlaps between siblings, gaps in each parent, children crossing their parent."""
+                  frame: _Frame, tol_width_m: float = 0.0) -> None:
+    """Per level: overlaps between siblings, gaps in each parent, children crossing their parent. A piece must
+    be larger than tol_m2 and somewhere wider than tol_width_m to count; narrower ones are counted in
+    report.checked["ignored_slivers"]."""
+    ignored = 0
+
+    def real(pieces, areas) -> np.ndarray:
+        nonlocal ignored
+        big = np.asarray(areas) > tol_m2
+        if not big.any():
+            return np.flatnonzero(big)
+        narrow = np.zeros(len(big), dtype=bool)
+        narrow[big] = _narrow(frame, np.asarray(pieces, dtype=object)[big], tol_width_m)
+        ignored += int(narrow.sum())
+        return np.flatnonzero(big & ~narrow)
     idx_by_code = {}
     for i, u in enumerate(units):
         idx_by_code.setdefault((u["level"], u["code"]), i)
@@ -289,12 +362,12 @@ def _check_tiling(report: Report, units: list[dict], geoms: np.ndarray, areas_m2
         if len(a):
             inter = shapely.intersection(geoms[a], geoms[b])
             areas = frame.area(inter)
-            for k in np.flatnonzero(areas > tol_m2):
+            for k in real(inter, areas):
                 ua, ub = units[a[k]], units[b[k]]
                 suspicious.update((ua.get("parent_code"), ub.get("parent_code")))
                 report.add("overlap", ERROR, [ua["code"], ub["code"]],
                            f"{label} {ua['code']}“{ua.get('name', '')}”与 {ub['code']}“{ub.get('name', '')}”重叠",
-                           _lonlat(inter[k]), areas[k])
+                           frame.lonlat(inter[k]), areas[k])
         if level == "city":
             continue
         plevel = PARENT_LEVEL[level]
@@ -311,13 +384,13 @@ def _check_tiling(report: Report, units: list[dict], geoms: np.ndarray, areas_m2
         outside = shapely.difference(geoms[ci], geoms[pi])
         out_area = frame.area(outside)
         plabel = LEVEL_LABEL[plevel]
-        for k in np.flatnonzero(out_area > tol_m2):
+        for k in real(outside, out_area):
             u, p = units[ci[k]], units[pi[k]]
             suspicious.add(p["code"])
             report.add("outside_parent", ERROR, [u["code"], p["code"]],
                        f"{label} {u['code']}“{u.get('name', '')}”越出所属{plabel} "
                        f"{p['code']}“{p.get('name', '')}”的边界",
-                       _lonlat(outside[k]), out_area[k])
+                       frame.lonlat(outside[k]), out_area[k])
         # gaps: the parent minus the union of its children
         for p in (i for i, u in enumerate(units) if u["level"] == plevel and usable[i]):
             kids = children.get(p)
@@ -325,7 +398,7 @@ def _check_tiling(report: Report, units: list[dict], geoms: np.ndarray, areas_m2
             if not kids:
                 report.add("gap", ERROR, [pu["code"]],
                            f"{plabel} {pu['code']}“{pu.get('name', '')}”没有任何{label}（整个{plabel}未覆盖）",
-                           _lonlat(geoms[p]), float(frame.area([geoms[p]])[0]))
+                           frame.lonlat(geoms[p]), float(frame.area([geoms[p]])[0]))
                 continue
             # fast path: children inside, not overlapping, and their areas add up to the parent's
             if pu["code"] not in suspicious and areas_m2[p] - float(np.sum(areas_m2[kids])) <= tol_m2:
@@ -334,12 +407,15 @@ def _check_tiling(report: Report, units: list[dict], geoms: np.ndarray, areas_m2
             pieces = shapely.get_parts(rest)
             if len(pieces) == 0:
                 continue
-            for piece, area in zip(pieces, frame.area(pieces), strict=True):
-                if area > tol_m2:
-                    near = sorted(units[i]["code"] for i in kids if shapely.distance(geoms[i], piece) < 1e-5)
-                    report.add("gap", ERROR, [pu["code"], *near],
-                               f"{plabel} {pu['code']}“{pu.get('name', '')}”内有未被{label}覆盖的空隙",
-                               _lonlat(piece), area)
+            piece_areas = frame.area(pieces)
+            for k in real(pieces, piece_areas):
+                piece, area = pieces[k], piece_areas[k]
+                near = sorted(units[i]["code"] for i in kids if shapely.distance(geoms[i], piece) < frame.near)
+                report.add("gap", ERROR, [pu["code"], *near],
+                           f"{plabel} {pu['code']}“{pu.get('name', '')}”内有未被{label}覆盖的空隙",
+                           frame.lonlat(piece), area)
+    if ignored:
+        report.checked["ignored_slivers"] = report.checked.get("ignored_slivers", 0) + ignored
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,21 +460,32 @@ def check_staff(grid_codes: set[str], staff: list[dict], roles: list[dict] | Non
 
 def validate(regions: list[dict], grids: list[dict], staff: list[dict] | None = None,
              roles: list[dict] | None = None, tol_m2: float = DEFAULT_TOL_M2,
-             sliver_width_m: float = DEFAULT_SLIVER_WIDTH_M, sliver_ratio: float = DEFAULT_SLIVER_RATIO) -> Report:
-    """Validate regions (dicts: code, level, parent_code, name, geom) and grids (code, village_code, name, geom)."""
+             sliver_width_m: float = DEFAULT_SLIVER_WIDTH_M, sliver_ratio: float = DEFAULT_SLIVER_RATIO,
+             tol_width_m: float = DEFAULT_TOL_WIDTH_M) -> Report:
+    """Validate regions (dicts: code, level, parent_code, name, geom) and grids (code, village_code, name, geom).
+
+    When every unit also carries `geom_native` in one metric `crs_native` (a projected delivery, see
+    grids.io.read_layer), topology is checked on those coordinates as delivered; otherwise in lon/lat with
+    areas measured in an equal-area frame."""
     report = Report()
+    native = {x.get("crs_native") for x in [*regions, *grids]}
+    crs = next(iter(native)) if len(native) == 1 else None
+    use_native = bool(crs) and metric_crs(crs) and all(x.get("geom_native") is not None for x in [*regions, *grids])
+    key = "geom_native" if use_native else "geom"
     units = [dict(code=str(r["code"]), level=r["level"], parent_code=r.get("parent_code") or None,
-                  name=r.get("name", ""), geom=r["geom"]) for r in regions]
+                  name=r.get("name", ""), geom=r[key]) for r in regions]
     units += [dict(code=str(g["code"]), level="grid", parent_code=g.get("village_code") or None,
-                   name=g.get("name", ""), geom=g["geom"]) for g in grids]
+                   name=g.get("name", ""), geom=g[key]) for g in grids]
     report.checked = {lvl: sum(1 for u in units if u["level"] == lvl) for lvl in LEVELS}
     report.checked = {k: v for k, v in report.checked.items() if v}
     _check_codes(report, units)
     if units:
         geoms = [u["geom"] for u in units]
-        frame = _Frame(geoms)
+        frame = _NativeFrame(crs) if use_native else _Frame(geoms)
+        if use_native:
+            report.checked["validated_in"] = crs
         fixed, areas = _check_geometry(report, units, sliver_width_m, sliver_ratio, frame)
-        _check_tiling(report, units, fixed, areas, tol_m2, frame)
+        _check_tiling(report, units, fixed, areas, tol_m2, frame, tol_width_m)
     if staff is not None:
         report.checked["staff"] = len(staff)
         _check_staff(report, {str(g["code"]) for g in grids}, staff, roles)

@@ -5,11 +5,9 @@ independently from the append-only event log."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import Counter
 from fractions import Fraction
 
-import psycopg2
 import pytest
 
 from cases import workflow
@@ -18,8 +16,10 @@ from cases.setup import seed_demo_users, seed_routing_rules
 from cases.simulate import Simulator, load_simulated
 from fixtures.cases import generate_cases
 from fixtures.city import build_city
+from gis.cluster import APP
 from gis.db import Database
 from grids.store import load_city
+from tests.conftest import create_test_database, drop_test_database
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=TZ)
@@ -28,12 +28,8 @@ N = 3000
 
 @pytest.fixture(scope="module")
 def demo(pg_cluster):
-    name = "demo_" + uuid.uuid4().hex[:8]
-    admin = psycopg2.connect(pg_cluster.admin_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} TEMPLATE gridgov_template")
-    db = Database(f"host=127.0.0.1 port={pg_cluster.port} user=gridgov dbname={name}", maxconn=4)
+    name = create_test_database(pg_cluster, prefix="demo_")
+    db = Database(pg_cluster.role_dsn(APP, name), maxconn=4)
     city = build_city()
     load_city(db, city, progress=lambda m: None)
     seed_routing_rules(db)
@@ -42,9 +38,7 @@ def demo(pg_cluster):
     users = seed_demo_users(db)
     yield db, city, loaded, users
     db.close()
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.close()
+    drop_test_database(pg_cluster, name)
 
 
 def test_demo_city_in_postgis_tiles_and_addresses_in_grids(demo):

@@ -41,13 +41,16 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
     app.extensions["gridgov_settings"] = settings
     app.json.ensure_ascii = False
     _register_errors(app)
-    from webmap import security
+    from webmap import compress, security
 
+    compress.init_app(app)  # before security: its after_request (CSP nonces in HTML) must run first
     security.init_app(app)
     from webmap import views
 
     app.register_blueprint(views.bp)
-    for mod in ("webmap.api_geo", "webmap.api_cases"):
+    for mod in ("webmap.api_geo", "webmap.api_cases", "webmap.ogcapi", "webmap.open311", "webmap.exports",
+                "webmap.openapi", "webmap.wall", "webmap.api_attachments", "webmap.mobile",
+                "webmap.review"):
         _maybe_register(app, mod)
     return app
 

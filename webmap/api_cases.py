@@ -159,7 +159,12 @@ def revoke_token_api(token_id: int):
 @bp.post("/api/cases")
 @login_required
 def intake():
-    """Register a case (any channel); idempotent on submission_key."""
+    """Register a case (any channel); idempotent on submission_key. Multipart: JSON in `case`, photos in
+    `photo` (webmap.api_attachments)."""
+    if request.mimetype == "multipart/form-data":
+        from webmap.api_attachments import intake_with_photos
+
+        return intake_with_photos()
     case = service().intake(_json(), current_user())
     return jsonify(case), 200 if case.get("duplicate_submission") else 201
 
@@ -217,16 +222,16 @@ def repeats(case_id: int):
 @bp.get("/api/clusters")
 @login_required
 def clusters():
-    """类案: spatial-temporal clusters of one category among the cases the user may see."""
+    """类案: space × time clusters of one category among the cases the user may see (bounded cell clustering)."""
     from cases.auth import case_scope
-    from cases.clusters import find_clusters
+    from cases.clusters import cell_clusters
 
     days = _int_arg("days", 90, 1, 400)
     eps = _int_arg("eps_m", 300, 10, 5000)
     min_samples = _int_arg("min_samples", 5, 2, 1000)
     scope, params = case_scope(current_user())
     params.update(since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
-    where = [scope, "c.geom IS NOT NULL", "c.received_at >= %(since)s", "c.status <> 'merged'"]
+    where = ["c.received_at >= %(since)s"]
     for arg in ("category", "region"):
         if "\x00" in (request.args.get(arg) or "") or len(request.args.get(arg) or "") > 40:
             raise BadInput(f"{arg} must be a code", field=arg)
@@ -234,14 +239,10 @@ def clusters():
         where.append("c.category_code LIKE %(cat)s")
         params["cat"] = request.args["category"] + "%"
     if request.args.get("region"):
-        where.append("coalesce(c.village_code, '') LIKE %(region)s")
+        where.append("coalesce(c.grid_code, c.village_code, c.township_code, c.county_code, '') LIKE %(region)s")
         params["region"] = request.args["region"] + "%"
-    rows = current_app.extensions["gridgov_db"].fetchall(
-        f"SELECT c.id, ST_X(c.geom) lon, ST_Y(c.geom) lat, c.received_at, c.category_code FROM case_record c "
-        f"WHERE {' AND '.join(where)} LIMIT 200000", params)
-    found = find_clusters([(r["id"], r["lon"], r["lat"], r["received_at"], r["category_code"]) for r in rows],
-                          eps_m=eps, min_samples=min_samples, window_days=min(days, 30))
-    out = [c.to_dict() if hasattr(c, "to_dict") else c for c in found]
+    out = cell_clusters(current_app.extensions["gridgov_db"], scope, params, eps_m=eps, min_samples=min_samples,
+                        window_days=min(days, 30), where=tuple(where))
     return jsonify({"clusters": out, "count": len(out)})
 
 

@@ -96,3 +96,47 @@ class TitlePanel(MacroElement):
         self._name = "TitlePanel"
         self.title = title
         self.subtitle = subtitle
+
+
+# -- the base map shared by every map page ---------------------------------------------------------
+
+ROADS_URL = "/api/layers/road?simplify=5"
+
+
+def base_map_options(settings=None) -> dict:
+    """What goes under a map's layers: no base map by default (the outlines are the map), the city's own
+    roads as a light vector layer, and an intranet XYZ tile layer when GRIDGOV_TILE_URL is set.
+
+    With GRIDGOV_TILE_CRS=gcj02 the page shifts the *tiles* by the GCJ-02 offset at the view centre
+    (recomputed as the map moves; /static/basemap.js), so our WGS84 overlays, coordinates and clicks stay
+    exact and the tiles line up with them.
+    """
+    if settings is None:
+        from flask import current_app
+
+        settings = current_app.extensions["gridgov_settings"]
+    return {"tiles": getattr(settings, "tile_url", None), "tiles_crs": getattr(settings, "tile_crs", "wgs84"),
+            "roads": ROADS_URL}
+
+
+class BaseMap(MacroElement):
+    """Add the shared base map (roads, optional intranet tiles with the GCJ-02 shift) to a folium map."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = window.ggBaseMap.attach({{ this._parent.get_name() }}, {{ this.options|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict | None = None, **style):
+        super().__init__()
+        self._name = "BaseMap"
+        self.options = {**(options if options is not None else base_map_options()), **style}
+
+    def render(self, **kwargs):
+        from branca.element import JavascriptLink
+
+        self.get_root().header.add_child(JavascriptLink("/static/basemap.js"), name="gg_basemap_js")
+        super().render(**kwargs)

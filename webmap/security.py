@@ -20,6 +20,8 @@
 from __future__ import annotations
 
 import hmac
+import json
+import math
 import re
 import secrets
 from urllib.parse import urlsplit
@@ -31,7 +33,7 @@ from gis.errors import BadInput, Forbidden, PayloadTooLarge, UnsupportedMediaTyp
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON_MAX_BYTES = 256 * 1024           # any JSON body (a case with a long letter is ~20 KB)
-MAX_CONTENT_LENGTH = 20 * 1024 * 1024  # multipart uploads (attachments)
+MAX_CONTENT_LENGTH = 26 * 1024 * 1024  # multipart uploads: three 8 MB photos + the form (cases.attachments)
 MAX_ARG_LEN = 400
 MAX_ARGS = 40
 # Paths whose answers carry personal data or credentials even when unauthenticated (login) — never cached.
@@ -71,6 +73,78 @@ def content_security_policy(nonce: str) -> str:
     ])
 
 
+MAX_JSON_DEPTH = 20
+MAX_JSON_STRING = 20_000
+MAX_JSON_NODES = 20_000
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth_ok(text: str) -> bool:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return True
+    depth = 0
+    for ch in _JSON_STRING.sub("", text):
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def _refuse_constant(name):
+    raise BadInput(f"{name} is not a number JSON allows", field="body")
+
+
+def strict_json_loads(data, **kw):
+    """Request bodies: nesting at most MAX_JSON_DEPTH, finite numbers within 64 bits, strings bounded and
+    free of NUL, control characters and lone surrogates — anything else is a 400 naming the field."""
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data  # bad UTF-8: ValueError → 400
+    if not _json_depth_ok(text):
+        raise BadInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field="body")
+    obj = json.loads(text, parse_constant=_refuse_constant)
+    stack, nodes = [("body", obj)], 0
+    while stack:
+        where, v = stack.pop()
+        nodes += 1
+        if nodes > MAX_JSON_NODES:
+            raise BadInput(f"JSON with more than {MAX_JSON_NODES} values", field="body")
+        if isinstance(v, str):
+            if len(v) > MAX_JSON_STRING:
+                raise BadInput(f"{where} is longer than {MAX_JSON_STRING} characters", field=where)
+            if _BAD_CHARS.search(v):
+                raise BadInput(f"{where} contains a control character or an invalid code point", field=where)
+        elif isinstance(v, bool) or v is None:
+            pass
+        elif isinstance(v, int):
+            if not -(2**63) <= v < 2**63:
+                raise BadInput(f"{where} is out of range", field=where)
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise BadInput(f"{where} is out of range", field=where)
+        elif isinstance(v, list):
+            stack.extend((where, x) for x in v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if len(k) > 64 or _BAD_CHARS.search(k):
+                    raise BadInput("a field name is too long or contains a control character", field="body")
+                stack.append((k if where == "body" else where, x))
+    return obj
+
+
+class _StrictJSON:
+    """The json module of our requests: strict loads, Flask's dumps."""
+
+    loads = staticmethod(strict_json_loads)
+
+    @staticmethod
+    def dumps(obj, **kw):
+        from flask import json as flask_json
+
+        return flask_json.dumps(obj, **kw)
+
+
 def init_app(app) -> None:
     """Install the request checks and response headers on `app`."""
     app.config.setdefault("MAX_CONTENT_LENGTH", MAX_CONTENT_LENGTH)
@@ -86,6 +160,7 @@ def bearer_token() -> str | None:
 
 
 def _check_request():
+    request.json_module = _StrictJSON  # request bodies only (Flask sets app.json per request)
     csp_nonce()
     _check_args()
     if request.method in SAFE_METHODS:
@@ -115,6 +190,8 @@ def _check_args() -> None:
             raise BadInput("a parameter name contains a control character", field="query")
         if _BAD_CHARS.search(value):
             raise BadInput(f"{name} contains a control character", field=name)
+        if value.isdigit() and not value.isascii():  # "²", "٣", "３": numbers are ASCII digits
+            raise BadInput(f"{name} must be written with the digits 0-9", field=name)
 
 
 def _check_origin() -> None:
@@ -132,10 +209,17 @@ def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
+# Endpoints whose standard mandates application/x-www-form-urlencoded bodies (machine clients with an API
+# key, no cookie session): Open311 GeoReport v2 POST requests.
+FORM_ENDPOINTS = frozenset({"open311.post_request"})
+
+
 def _check_body() -> None:
     if not _has_body():
         return
     mime = request.mimetype or ""
+    if mime == "application/x-www-form-urlencoded" and request.endpoint in FORM_ENDPOINTS:
+        mime = "multipart/form-data"  # a standard that mandates form posts (GeoReport v2): same size limit
     if mime == "multipart/form-data":
         if request.content_length and request.content_length > MAX_CONTENT_LENGTH:
             raise PayloadTooLarge(f"请求过大 (at most {MAX_CONTENT_LENGTH // (1024 * 1024)} MB)")

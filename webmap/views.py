@@ -26,7 +26,7 @@ VENDOR = {
     "heatmap.js": {"build/heatmap.min.js", "plugins/leaflet-heatmap/leaflet-heatmap.js"},
 }
 # Font subsets of the weights we use (woff2 only: every browser we support reads it).
-FONT_FILE = re.compile(r"^files/noto-sans-sc-\d+-(400|700)-normal\.woff2$")
+FONT_FILE = re.compile(r"^files/noto-sans-sc-[a-z0-9]+(?:-[a-z]+)?-(400|700)-normal\.woff2$")
 STATIC = Path(__file__).resolve().parent / "static"
 COUNTY_STYLE = "function (f) { return {color: '#b2182b', weight: 3, fill: false}; }"
 TOWNSHIP_STYLE = "function (f) { return {color: '#2166ac', weight: 1.5, fill: false, dashArray: '4 3'}; }"
@@ -55,6 +55,12 @@ def vendor(package: str, path: str, scope: str | None = None):
     return send_from_directory(ASSETS / package, path, max_age=86400)
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """No icon (browsers ask for one; answer without a 404 in the console)."""
+    return Response(status=204)
+
+
 @bp.get("/static/<path:path>")
 def static(path: str):
     """gridgov's own page scripts, styles and images."""
@@ -70,20 +76,27 @@ def health():
 
 @bp.get("/api/layers/<layer>")
 def layer(layer: str):
-    """Boundary layers of the active generation as GeoJSON: region (by level) or grid."""
+    """Boundary layers of the active generation as GeoJSON: region (by level) or grid; and the roads
+    (the light base map). Public reference data: anyone may call it."""
     from grids.store import layer_geojson
 
     level = request.args.get("level")
     if layer == "region" and level not in {"city", "county", "township", "village"}:
         raise BadInput("level must be one of city, county, township, village", field="level")
-    if layer not in {"region", "grid"}:
-        raise BadInput(f"unknown layer {layer!r}: use region or grid", field="layer")
+    if layer not in {"region", "grid", "road"}:
+        raise BadInput(f"unknown layer {layer!r}: use region, grid or road", field="layer")
     try:
         simplify = float(request.args.get("simplify", "0") or 0)
     except ValueError:
         raise BadInput("simplify must be a number of metres", field="simplify") from None
     if not 0 <= simplify <= 1000:
         raise BadInput("simplify must be between 0 and 1000 metres", field="simplify")
+    if layer == "road":
+        from grids.roads import road_geojson
+
+        resp = jsonify(road_geojson(db(), simplify_m=simplify))
+        resp.headers["Cache-Control"] = "max-age=300"
+        return resp
     parent = request.args.get("parent") or None
     if parent is not None and not (parent.isdigit() and len(parent) <= 15):
         raise BadInput("parent must be a region or village code (digits)", field="parent")

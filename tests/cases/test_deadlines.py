@@ -7,6 +7,7 @@ import pytest
 from cases.calendar import TZ, WorkCalendar, end_of_day
 from cases.deadlines import (
     PROFILES,
+    DeadlinePolicy,
     ReminderPolicy,
     compute_deadlines,
     extend,
@@ -33,9 +34,9 @@ def cal():
     ("grid_report", "求助", False, "simple"),
     ("mailbox", "建议", False, "mailbox"),
     ("书记信箱", "求决", False, "mailbox"),
-    ("online_petition", "求决", False, "petition"),
-    ("来信", "求决", False, "petition"),
-    ("visit", "投诉", False, "petition"),
+    ("online_petition", "求决", False, "simple"),  # seed 002: 简易程序 unless 疑难复杂
+    ("来信", "求决", False, "simple"),
+    ("visit", "投诉", False, "simple"),
     ("leader_reception", "求决", False, "petition"),
     ("letter", "求决", True, "emergency"),
     ("hotline_12345", "求助", True, "emergency"),
@@ -71,7 +72,9 @@ def test_simple_procedure_before_dispatch_is_provisional(cal):
 
 
 def test_mailbox_ten_calendar_days_rolled_past_national_day(cal):
-    d = compute_deadlines(at(2026, 9, 22), "mailbox", "求决", False, cal)
+    # Seed 003 counts "10天" as written; a city that rolls past rest days says so (mailbox_roll).
+    d = compute_deadlines(at(2026, 9, 22), "mailbox", "求决", False, cal, policy=DeadlinePolicy(mailbox_roll=True))
+    assert compute_deadlines(at(2026, 9, 22), "mailbox", "求决", False, cal).due("reply") == end_of_day(D(2026, 10, 2))
     # Day 10 is 2 Oct, a holiday: the period ends on the first working day after the break.
     assert d.due("reply") == end_of_day(D(2026, 10, 8))
     m = d.milestones["reply"]
@@ -82,7 +85,8 @@ def test_mailbox_ten_calendar_days_rolled_past_national_day(cal):
 
 
 def test_petition_accept_15_handle_60_over_spring_festival(cal):
-    d = compute_deadlines(at(2026, 2, 10), "letter", "求决", False, cal, accepted_at=at(2026, 2, 12))
+    d = compute_deadlines(at(2026, 2, 10), "letter", "求决", False, cal, accepted_at=at(2026, 2, 12),
+                          complex_case=True)
     assert d.due("accept") == end_of_day(D(2026, 2, 25))
     assert d.due("handle") == end_of_day(D(2026, 4, 13))  # 60 days from 12 Feb = 13 Apr (Monday)
     assert {x.name for x in d.milestones["accept"].holidays} == {"春节"}
@@ -101,7 +105,8 @@ def test_every_profile_has_a_source():
 
 
 def test_extension_petition_max_30(cal):
-    d = compute_deadlines(at(2026, 2, 10), "letter", "求决", False, cal, accepted_at=at(2026, 2, 12))
+    d = compute_deadlines(at(2026, 2, 10), "letter", "求决", False, cal, accepted_at=at(2026, 2, 12),
+                          complex_case=True)
     e = extend(d, 20, cal)
     # 80 days from 12 Feb is 3 May, inside 劳动节 (1-5 May): rolled to 6 May.
     assert e.due("handle") == end_of_day(D(2026, 5, 6))
@@ -158,19 +163,20 @@ def test_reminder_when_nearing_due():
 
 
 def test_daily_reminder_and_supervision_every_third_overdue_day():
+    """Not dispatched (no 交办 date): one 催办 a day while overdue, a 督办 per 3 FULL overdue days."""
     schedule = {}
     for day in range(17, 27):
         ns = reminders_due(CASE, at(2026, 3, day, 9))
         schedule[day] = _kinds(ns)
-    assert schedule[17] == [("remind", "reply", 1)]
-    assert schedule[18] == [("remind", "reply", 2)]
-    assert schedule[19] == [("remind", "reply", 3), ("supervise", "reply", 3)]
+    assert schedule[17] == [("remind", "reply", 0)]
+    assert schedule[18] == [("remind", "reply", 1)]
+    assert schedule[19] == [("remind", "reply", 2)]  # 2 days 9 hours overdue: not yet 3 days
+    assert schedule[20] == [("remind", "reply", 3), ("supervise", "reply", 3)]
     supervise_keys = set()
     for day in range(17, 27):
         for n in reminders_due(CASE, at(2026, 3, day, 9)):
             if n.kind == "supervise":
                 supervise_keys.add(n.key)
-    # overdue days 3-5 → block 1, 6-8 → block 2, 9-10 → block 3: one key per block, never missed
     assert supervise_keys == {"LY-0007:reply:supervise:1", "LY-0007:reply:supervise:2",
                               "LY-0007:reply:supervise:3"}
     remind_keys = {n.key for day in range(17, 27) for n in reminders_due(CASE, at(2026, 3, day, 9))
@@ -186,5 +192,5 @@ def test_reminders_stop_when_done_or_terminal():
 def test_policy_is_configurable():
     ns = reminders_due(CASE, at(2026, 3, 15, 9), ReminderPolicy(nearing=dt.timedelta(days=2)))
     assert _kinds(ns) == [("remind", "reply", 0)]
-    ns = reminders_due(CASE, at(2026, 3, 18, 9), ReminderPolicy(supervise_every=2))
+    ns = reminders_due(CASE, at(2026, 3, 19, 9), ReminderPolicy(supervise_every=2))
     assert ("supervise", "reply", 2) in _kinds(ns)

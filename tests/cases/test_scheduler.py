@@ -55,8 +55,9 @@ def test_one_reminder_a_day_and_supervision_every_third_day(city):
         again = scheduler.run_reminders(db, day(k, 15), notifier)
         assert again["inserted"] == 0 and again["sent"] == 0 and again["duplicates"] == first["notices"]
         per_day.append((first["remind"], first["supervise"]))
-    # Day 0: due tonight (within a day) → 催办; days 1-6 overdue → 催办 daily; overdue 3 and 6 days → 督办.
-    assert per_day == [(1, 0), (1, 0), (1, 0), (1, 1), (1, 0), (1, 0), (1, 1)]
+    # 一天一催、三天一督 from 交办 (seed 003): dispatched the day before day 0 → 催办 every day, 督办 on the 3rd
+    # and 6th day after 交办 (day 2 and day 5), whatever the due date.
+    assert per_day == [(1, 0), (1, 0), (1, 1), (1, 0), (1, 0), (1, 1), (1, 0)]
     reminds = [n for n in notifier.sent if n["kind"] == "remind"]
     supervises = [n for n in notifier.sent if n["kind"] == "supervise"]
     assert len(reminds) == 7 and len(supervises) == 2
@@ -65,13 +66,13 @@ def test_one_reminder_a_day_and_supervision_every_third_day(city):
     for n in notifier.sent:
         assert n["case_no"] == "2026030100001" and "2026030100001" in n["message"]
         assert PHONE not in n["message"] and "李建国" not in n["message"]
-    assert "临近" in reminds[0]["message"] and "已超期 6 天" in reminds[-1]["message"]
+    assert "剩余" in reminds[0]["message"] and "已超期 5 天 10 小时" in reminds[-1]["message"]
     assert "第 2 次督办" in supervises[-1]["message"]
     # Every row is stamped, every 督办 is an event in the case's log.
     assert db.fetchone("SELECT count(*) AS n FROM notification WHERE sent_at IS NULL")["n"] == 0
     events = db.fetchall("SELECT actor_role, action, data FROM case_event WHERE case_id = %s ORDER BY id", (cid,))
     assert [(e["actor_role"], e["action"]) for e in events] == [("system", "supervise")] * 2
-    assert events[1]["data"]["overdue_days"] == 6 and events[1]["data"]["recipient"] == "ZZ990101001"
+    assert events[1]["data"]["overdue_days"] == 4 and events[1]["data"]["recipient"] == "ZZ990101001"
 
 
 def test_recipients_department_and_upper_center(city):
@@ -92,8 +93,8 @@ def test_closed_and_done_cases_get_nothing(city):
     db = city
     insert_case(db, "CLOSED", status="closed", sign_due_at=DUE, reply_due_at=DUE, closed_at=day(0))
     insert_case(db, "MERGED", status="merged", sign_due_at=DUE)
-    insert_case(db, "SIGNED", status="signed", sign_due_at=DUE, signed_at=day(0))
-    insert_case(db, "LATER", status="dispatched", sign_due_at=DUE + dt.timedelta(days=10))
+    insert_case(db, "REPLIED", status="replied", sign_due_at=DUE, signed_at=day(0), replied_at=day(1))
+    insert_case(db, "LATER", status="accepted", dispatched_at=None, sign_due_at=DUE + dt.timedelta(days=10))
     notifier = MemoryNotifier()
     s = scheduler.run_reminders(db, day(4), notifier)
     assert s["scanned"] == 0 and s["notices"] == 0 and notifier.sent == []
@@ -146,11 +147,13 @@ def test_many_open_cases_in_batches(city):
     def rows():
         for i in range(2 * n):
             due = DUE if i < n else DUE + dt.timedelta(days=30)
-            yield [f"BULK{i:06d}", "hotline_12345", "求决", "t", "dispatched", day(-1), day(-1), *base, due]
+            # not yet due: accepted, not dispatched (a dispatched case is reminded daily from 交办)
+            yield [f"BULK{i:06d}", "hotline_12345", "求决", "t", "dispatched" if i < n else "accepted", day(-1),
+                   day(-1) if i < n else None, *base, due]
 
     with db.connection() as conn, conn.cursor() as cur:
         copy_rows(cur, "case_record", cols, rows())
-        cur.execute("ANALYZE case_record")
+        cur.execute("SELECT analyze_table('case_record')")
     notifier = MemoryNotifier()
     t0 = time.monotonic()
     s = scheduler.run_reminders(db, day(3), notifier, batch_size=4000)

@@ -35,17 +35,18 @@ def test_start_stop_restart(tmpbase):
             cur.execute("SELECT current_user, current_setting('listen_addresses')")
             user, listen = cur.fetchone()
             cur.execute("SELECT usesuper FROM pg_user WHERE usename = current_user")
-            assert cur.fetchone()[0] is True
+            assert cur.fetchone()[0] is False  # the app never connects as a superuser
         conn.close()
-        assert user == "gridgov" and listen == "127.0.0.1"
+        assert user == "gridgov_app" and listen == "127.0.0.1"
         # A second handle on the same folder reuses the running server.
         again = EmbeddedCluster(tmpbase / "data", log=lambda m: None)
         assert again.start() == dsn
     finally:
         c.stop()
     assert c.running_port() is None
-    # Restart on the existing cluster works and keeps data.
+    # Restart on the existing cluster works, keeps data and keeps its port (recorded in the data folder).
     dsn2 = c.start()
+    assert dsn2 == dsn and c.recorded_port() == c.port
     conn = psycopg2.connect(dsn2)
     conn.close()
     c.stop()

@@ -7,19 +7,14 @@ import pytest
 
 from gis.errors import ConfigError
 from gis.migrate import discover, migrate
+from tests.conftest import create_empty_database, drop_test_database
 
 
 @pytest.fixture
 def empty_dsn(pg_cluster):
-    admin = psycopg2.connect(pg_cluster.admin_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS mig_empty WITH (FORCE)")
-        cur.execute("CREATE DATABASE mig_empty")
-    yield f"host=127.0.0.1 port={pg_cluster.port} user=gridgov dbname=mig_empty"
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS mig_empty WITH (FORCE)")
-    admin.close()
+    """An empty database owned by the owner role (PostGIS created by the superuser, as the cluster does)."""
+    yield create_empty_database(pg_cluster, "mig_empty")[1]
+    drop_test_database(pg_cluster, "mig_empty")
 
 
 def test_migrations_apply_on_empty_database(empty_dsn):

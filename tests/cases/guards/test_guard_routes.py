@@ -28,12 +28,13 @@ def _case_urls(app, case_id):
     for rule in app.url_map.iter_rules():
         if "case_id" not in rule.arguments:
             continue
+        other = {arg: 1 for arg in rule.arguments - {"case_id", "action"}}  # e.g. an attachment id
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if "action" in rule.arguments:
-                out += [(method, rule.build({"case_id": case_id, "action": a}, append_unknown=False)[1])
+                out += [(method, rule.build({"case_id": case_id, "action": a, **other}, append_unknown=False)[1])
                         for a in workflow.ACTIONS]
             else:
-                out.append((method, rule.build({"case_id": case_id}, append_unknown=False)[1]))
+                out.append((method, rule.build({"case_id": case_id, **other}, append_unknown=False)[1]))
     return out
 
 

@@ -1,0 +1,38 @@
+"""The review's 四色码 is the official one: from the aggregate, ranked over every unit of the level with the
+last place red, equal to reports.compute_month; a stored snapshot (draft or published) wins."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cases import reports
+from cases.review import official_colour
+from tests.cases.test_reports import T1, T2, march  # noqa: F401 - the hand-made March fixture
+
+
+def _unit(db, code):
+    return db.fetchone("SELECT code, name, level FROM region WHERE code = %s", (code,))
+
+
+def test_colour_equals_the_monthly_report_with_rank_and_last_place(db, march):  # noqa: F811
+    official = {r["unit_code"]: r for r in reports.compute_month(db, 2026, 3, "township")}
+    assert any("排名末位" in r["colour_reasons"] for r in official.values())  # the rule is exercised
+    for code in (T1, T2):
+        got = official_colour(db, _unit(db, code), dt.date(2026, 3, 31))
+        want = official[code]
+        assert (got["code"], got["reasons"], got["rank"]) == (want["colour"], want["colour_reasons"], want["rank"])
+        assert got["source"] == "实时计算" and got["month"] == "2026年3月" and got["of"] == 2
+    county = official_colour(db, _unit(db, "990101"), dt.date(2026, 3, 15))
+    want = {r["unit_code"]: r for r in reports.compute_month(db, 2026, 3, "county")}["990101"]
+    assert (county["code"], county["reasons"]) == (want["colour"], want["colour_reasons"])
+    assert official_colour(db, _unit(db, T1), dt.date(2026, 7, 1))["label"] == "无数据"
+
+
+def test_a_stored_snapshot_wins(db, march):  # noqa: F811
+    reports.snapshot_month(db, 2026, 3)
+    db.execute("UPDATE case_record SET evaluation = '不满意', solved = NULL")  # the live numbers move on
+    got = official_colour(db, _unit(db, T2), dt.date(2026, 3, 1))
+    snap = {r["unit_code"]: r for r in reports.get_snapshot(db, 2026, 3, "township")}[T2]
+    assert got["source"] == "草稿" and (got["code"], got["rank"]) == (snap["colour"], snap["rank"])
+    reports.publish_month(db, 2026, 3)
+    assert official_colour(db, _unit(db, T2), dt.date(2026, 3, 1))["source"] == "已发布"
