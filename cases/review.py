@@ -211,21 +211,43 @@ def official_colour(db, unit: dict, day: dt.date, policy=None) -> dict:
             "month": month, "source": "实时计算"}
 
 
+def _period_where(unit_code: str, start: dt.date, end: dt.date, categories, params: dict) -> list[str]:
+    """Predicates on case_record `c`: located under the unit, received in [start, end), in the categories."""
+    params.update(prefix=unit_code + "%", start=start, end=end)
+    where = ["coalesce(c.grid_code, c.village_code, c.township_code, '') LIKE %(prefix)s",
+             "c.received_at >= (%(start)s::date::timestamp AT TIME ZONE 'Asia/Shanghai')",
+             "c.received_at < (%(end)s::date::timestamp AT TIME ZONE 'Asia/Shanghai')",
+             "c.status <> 'merged'"]
+    if categories:
+        where.append(_cat_filter(categories, params).replace(" AND category_code", "c.category_code"))
+    return where
+
+
+def review_clusters(db, user: User, unit_code: str, start: dt.date, end: dt.date, categories=None) -> dict:
+    """类案 of the unit and period among the cases the user may see (bounded cell clustering), named."""
+    from cases.clusters import cell_clusters
+
+    check_access(db, user, unit_code)
+    scope, params = case_scope(user)
+    where = _period_where(unit_code, start, end, categories, params)
+    found = cell_clusters(db, scope, params, eps_m=300, min_samples=5, window_days=(end - start).days,
+                          where=tuple(where))
+    names = {r["code"]: r["name"] for r in db.fetchall("SELECT code, name FROM category")}
+    for c in found:
+        c["category_name"] = names.get(c["category_code"], "未分类")
+    return {"clusters": found[:50], "count": len(found)}
+
+
 def heat_points(db, user: User, unit_code: str, start: dt.date, end: dt.date, categories=None) -> dict:
     """Case points of the unit and period the user may see, with their week index (bounded)."""
     check_access(db, user, unit_code)
     scope, params = case_scope(user)
-    params.update(prefix=unit_code + "%", start=start, end=end, lim=MAX_POINTS + 1)
-    cat = ""
-    if categories:
-        cat = _cat_filter(categories, params).replace("category_code", "c.category_code")
+    where = _period_where(unit_code, start, end, categories, params)
+    params["lim"] = MAX_POINTS + 1
     rows = db.fetchall(
         f"SELECT ST_Y(c.geom) lat, ST_X(c.geom) lon, ((c.received_at AT TIME ZONE 'Asia/Shanghai')::date - "
         f"%(start)s::date) / 7 AS week FROM case_record c WHERE {scope} AND c.geom IS NOT NULL "
-        f"AND coalesce(c.grid_code, c.village_code, c.township_code, '') LIKE %(prefix)s "
-        f"AND c.received_at >= (%(start)s::date::timestamp AT TIME ZONE 'Asia/Shanghai') "
-        f"AND c.received_at < (%(end)s::date::timestamp AT TIME ZONE 'Asia/Shanghai') "
-        f"AND c.status <> 'merged'{cat} ORDER BY c.id LIMIT %(lim)s", params)
+        f"AND {' AND '.join(where)} ORDER BY c.id LIMIT %(lim)s", params)
     truncated = len(rows) > MAX_POINTS
     rows = rows[:MAX_POINTS]
     nweeks = max(1, -(-(end - start).days // 7))

@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
 import psycopg2
 import pytest
+from werkzeug.serving import make_server
 
 from gis.cluster import APP, OWNER, EmbeddedCluster, prepare_database
 from gis.db import Database
@@ -117,3 +119,24 @@ def db(dsn):
     database = Database(dsn, maxconn=4)
     yield database
     database.close()
+
+
+@pytest.fixture
+def live_app(db):
+    """Start the app on `db` (load data first); yields a function returning the base URL."""
+    from gis.settings import Settings
+    from webmap import create_app
+
+    servers = []
+
+    def start(**test_config) -> str:
+        app = create_app(settings=Settings(secret_key="t"), db=db, test_config=test_config or {"TESTING": False})
+        srv = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_port}"
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()

@@ -69,6 +69,17 @@ def _json() -> dict:
     return body
 
 
+def month_arg(raw: str) -> dt.datetime:
+    """A `month` query argument YYYY-MM (2000-01 … 2100-12) as its first day, or a 400."""
+    try:
+        month = dt.datetime.strptime(raw, "%Y-%m")
+    except ValueError:
+        raise BadInput("month must be YYYY-MM", field="month") from None
+    if not 2000 <= month.year <= 2100:
+        raise BadInput("month must be between 2000-01 and 2100-12", field="month")
+    return month
+
+
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw in (None, ""):
@@ -253,12 +264,7 @@ def rates():
     from cases import reports
 
     raw = request.args.get("month") or ""
-    try:
-        month = dt.datetime.strptime(raw, "%Y-%m")
-    except ValueError:
-        raise BadInput("month must be YYYY-MM", field="month") from None
-    if not 2000 <= month.year <= 2100:
-        raise BadInput("month must be between 2000-01 and 2100-12", field="month")
+    month = month_arg(raw)
     unit = request.args.get("unit") or "township"
     if unit not in reports.UNIT_COLUMNS:
         raise BadInput(f"unit must be one of {', '.join(reports.UNIT_COLUMNS)}", field="unit")

@@ -12,7 +12,7 @@ import datetime as dt
 from flask import Blueprint, Response, current_app, request
 
 from gis.errors import BadInput
-from webmap.api_cases import current_user, login_required
+from webmap.api_cases import current_user, login_required, month_arg
 
 bp = Blueprint("exports", __name__)
 FMT = "<any(gpkg, geojson, csv, xlsx):ext>"
@@ -60,12 +60,7 @@ def export_rates(ext: str):
     from cases.exports import rate_features, render
 
     raw = request.args.get("month") or dt.date.today().strftime("%Y-%m")
-    try:
-        month = dt.datetime.strptime(raw, "%Y-%m")
-    except ValueError:
-        raise BadInput("month must be YYYY-MM", field="month") from None
-    if not 2000 <= month.year <= 2100:
-        raise BadInput("month must be between 2000-01 and 2100-12", field="month")
+    month = month_arg(raw)
     unit = request.args.get("unit") or "township"
     feats = rate_features(_db(), current_user(), month.year, month.month, unit)
     return _download(render(feats, ext, f"rates_{unit}", "MultiPolygon"), ext, f"rates-{raw}-{unit}")

@@ -8,6 +8,7 @@ clusters and case lists are scoped by `cases.auth.case_scope`.
 from __future__ import annotations
 
 import io
+from functools import wraps
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
@@ -21,13 +22,19 @@ def _db():
     return current_app.extensions["gridgov_db"]
 
 
-def _require_reviewer():
-    """403 for roles that do not review (before any argument is read)."""
-    from cases.review import REVIEW_ROLES
-    from gis.errors import Forbidden
+def reviewer_required(fn):
+    """Login, then 403 for roles that do not review (before any argument is read)."""
+    @login_required
+    @wraps(fn)
+    def wrapper(*a, **kw):
+        from cases.review import REVIEW_ROLES
+        from gis.errors import Forbidden
 
-    if current_user().role not in REVIEW_ROLES:
-        raise Forbidden("研判仅限各级综治中心 (review is for the centers)", field="role")
+        if current_user().role not in REVIEW_ROLES:
+            raise Forbidden("研判仅限各级综治中心 (review is for the centers)", field="role")
+        return fn(*a, **kw)
+
+    return wrapper
 
 
 def _args():
@@ -49,10 +56,9 @@ def page():
 
 
 @bp.get("/api/review/units")
-@login_required
+@reviewer_required
 def units():
     """Counties, townships (and villages for a village center) the user may review, with categories."""
-    _require_reviewer()
     user = current_user()
     rows = _db().fetchall("SELECT code, name, level, parent_code FROM region WHERE generation = (SELECT id FROM "
                           "generation WHERE active) AND level IN ('county', 'township', 'village') AND code LIKE %s "
@@ -64,10 +70,9 @@ def units():
 
 
 @bp.get("/api/review")
-@login_required
+@reviewer_required
 def summary():
     """Per-grid table with the previous period, totals, 四色码 and reasons, weekly trend, categories."""
-    _require_reviewer()
     from cases.review import review
 
     unit, start, end, cats = _args()
@@ -75,10 +80,9 @@ def summary():
 
 
 @bp.get("/api/review/heat")
-@login_required
+@reviewer_required
 def heat():
     """[lat, lon, week] of the unit's cases in the period (bounded), for the heat map and its weekly change."""
-    _require_reviewer()
     from cases.review import heat_points
 
     unit, start, end, cats = _args()
@@ -86,38 +90,19 @@ def heat():
 
 
 @bp.get("/api/review/clusters")
-@login_required
+@reviewer_required
 def clusters():
     """类案 clusters of the unit and period (bounded cell clustering), with their case ids."""
-    _require_reviewer()
-    from cases.auth import case_scope
-    from cases.clusters import cell_clusters
-    from cases.review import check_access
+    from cases.review import review_clusters
 
     unit, start, end, cats = _args()
-    user = current_user()
-    check_access(_db(), user, unit)
-    scope, params = case_scope(user)
-    params.update(prefix=unit + "%", start=start, end=end)
-    where = ["coalesce(c.grid_code, c.village_code, c.township_code, '') LIKE %(prefix)s",
-             "c.received_at >= (%(start)s::date::timestamp AT TIME ZONE 'Asia/Shanghai')",
-             "c.received_at < (%(end)s::date::timestamp AT TIME ZONE 'Asia/Shanghai')"]
-    if cats:
-        params["cats"] = [c + "%" for c in cats]
-        where.append("c.category_code LIKE ANY(%(cats)s)")
-    found = cell_clusters(_db(), scope, params, eps_m=300, min_samples=5, window_days=(end - start).days,
-                          where=tuple(where))
-    names = {r["code"]: r["name"] for r in _db().fetchall("SELECT code, name FROM category")}
-    for c in found:
-        c["category_name"] = names.get(c["category_code"], "未分类")
-    return jsonify({"clusters": found[:50], "count": len(found)})
+    return jsonify(review_clusters(_db(), current_user(), unit, start, end, cats))
 
 
 @bp.get("/api/review/cases")
-@login_required
+@reviewer_required
 def cases_of():
     """Short rows of the given case ids that the user may see (a cluster's cases)."""
-    _require_reviewer()
     from cases.auth import case_scope
 
     raw = (request.args.get("ids") or "").split(",")
@@ -132,10 +117,9 @@ def cases_of():
 
 
 @bp.get("/api/review/export.xlsx")
-@login_required
+@reviewer_required
 def export_xlsx():
     """The per-grid table of the period beside the previous one, as Excel (formula-like cells neutralised)."""
-    _require_reviewer()
     from cases.review import review
     from cases.review_export import review_workbook
 

@@ -9,35 +9,13 @@ that tries to leave 127.0.0.1 (those are aborted and listed in `page.gg_external
 from __future__ import annotations
 
 import shutil
-import threading
 from urllib.parse import urlparse
 
 import pytest
-from werkzeug.serving import make_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def live_app(db):
-    """Start the app on `db` (load data first); yields a function returning the base URL."""
-    from gis.settings import Settings
-    from webmap import create_app
-
-    servers = []
-
-    def start(**test_config) -> str:
-        app = create_app(settings=Settings(secret_key="t"), db=db, test_config=test_config or {"TESTING": False})
-        srv = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_port}"
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
 
 
 @pytest.fixture(scope="session")
