@@ -229,7 +229,9 @@ def cmd_serve(args, settings, demo: bool = False):
         app = create_app(settings=settings, db=rt.db)
         from waitress import create_server
 
-        server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
+        server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                               channel_timeout=settings.read_timeout,
+                               cleanup_interval=max(1, settings.read_timeout // 3))
         def _stop(*_):
             raise KeyboardInterrupt
 

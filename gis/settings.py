@@ -18,6 +18,8 @@
 | GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
 | GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
 | GRIDGOV_THREADS          | threads per worker (gunicorn gthread) or waitress threads   | 4              |
+| GRIDGOV_READ_TIMEOUT     | seconds a client has to send a request's headers, and at    | 15             |
+|                          | most between two reads of its body (slow clients are cut)   |                |
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Settings:
     server: str = "gunicorn"
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
     threads: int = 4
+    read_timeout: int = 15
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -141,6 +144,7 @@ def load_settings(env: dict | None = None) -> Settings:
         server=(env.get(PREFIX + "SERVER") or "gunicorn").strip().lower(),
         workers=_int(env, "WORKERS", min(8, 2 * (os.cpu_count() or 1))),
         threads=_int(env, "THREADS", 4),
+        read_timeout=_int(env, "READ_TIMEOUT", 15),
     )
     if s.tile_crs not in ("wgs84", "gcj02"):
         raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")
@@ -151,6 +155,8 @@ def load_settings(env: dict | None = None) -> Settings:
         raise ConfigError(f"{PREFIX}SERVER must be gunicorn or waitress, got {s.server!r}")
     if not 1 <= s.workers <= 64 or not 1 <= s.threads <= 256:
         raise ConfigError(f"{PREFIX}WORKERS must be 1..64 and {PREFIX}THREADS 1..256")
+    if not 1 <= s.read_timeout <= 600:
+        raise ConfigError(f"{PREFIX}READ_TIMEOUT must be 1..600 seconds, got {s.read_timeout}")
     if s.db_pool_max < 1:
         raise ConfigError(f"{PREFIX}DB_POOL_MAX must be at least 1, got {s.db_pool_max}")
     if s.db_port is not None and not (1 <= s.db_port <= 65535):

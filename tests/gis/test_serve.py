@@ -91,3 +91,95 @@ def test_gunicorn_workers_serve_and_survive_each_other():
             subprocess.run(["rm", "-rf", base])
     assert proc.returncode == 0, proc.stderr.read()[-2000:]
     assert stop.stdout.strip().endswith("stopped"), stop.stdout   # the embedded server stopped with us
+
+
+def _stall(port: int, payload: bytes):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(payload)
+    return s
+
+
+def _closed_by_server(s, within: float) -> bool:
+    """True when the server closes (or resets) the socket within `within` seconds."""
+    s.settimeout(within)
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except OSError:                                  # socket.timeout: still open
+        return False
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "waitress"])
+def test_half_sent_requests_do_not_stop_the_server(server):
+    """Issue 8: 120 half-sent requests stopped the server answering and a Content-Length larger than the
+    body hung a thread for ever. With a 2 s read timeout, 150 stalled clients (partial headers; a body
+    shorter than announced) leave the server answering others at once, and each stalled socket is closed."""
+    base = tempfile.mkdtemp(prefix="gridgov-slow-")
+    os.chmod(base, 0o755)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRIDGOV_DATABASE_URL")}
+    env.update(GRIDGOV_DATA_DIR=f"{base}/data", GRIDGOV_PORT=str(port), GRIDGOV_WORKERS="2", GRIDGOV_THREADS="2",
+               GRIDGOV_SERVER=server, GRIDGOV_READ_TIMEOUT="2")
+    proc = subprocess.Popen([sys.executable, "-m", "gis", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    stalled = []
+    try:
+        _wait_health(url, proc)
+        for i in range(140):                         # headers never finished
+            stalled.append(_stall(port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * i))
+        for _ in range(10):                          # a body shorter than its Content-Length
+            stalled.append(_stall(port, b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"user"))
+        t0 = time.monotonic()
+        for _ in range(5):                           # everyone else is still served
+            assert _get(url + "/api/health")["status"] == "ok"
+        assert time.monotonic() - t0 < 15
+        # every stalled socket is closed by the server within the read timeout (plus the sweep interval)
+        deadline = time.monotonic() + 20
+        open_ = list(stalled)
+        while open_ and time.monotonic() < deadline:
+            open_ = [s for s in open_ if not _closed_by_server(s, 0.05)]
+            time.sleep(0.2)
+        assert not open_, f"{len(open_)} of {len(stalled)} stalled connections still open after 20 s"
+        assert _get(url + "/api/health")["status"] == "ok"
+    finally:
+        for s in stalled:
+            s.close()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            subprocess.run([sys.executable, "-m", "gis", "db", "stop"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+            subprocess.run(["rm", "-rf", base])
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+
+
+def test_read_timeout_setting_is_bounded():
+    assert load_settings({"GRIDGOV_READ_TIMEOUT": "7"}).read_timeout == 7
+    with pytest.raises(ConfigError, match="READ_TIMEOUT"):
+        load_settings({"GRIDGOV_READ_TIMEOUT": "0"})
+
+
+def test_request_end_waits_for_headers_and_the_announced_body():
+    from gis.serve import MAX_GATED_BODY, MAX_HEADER_BYTES, request_end
+    head = b"POST /api/cases HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    assert request_end(b"GET / HTTP/1.1\r\nHost: x\r\n") is None            # headers unfinished
+    get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert request_end(get) == request_end(get + b"GET /next") == len(get)    # no body announced
+    assert request_end(b"GET / HTTP/1.1\nHost: x\n\n") == 24                  # bare LF lines
+    assert request_end(head + b"abc") is None                                 # body shorter than announced
+    assert request_end(head + b"abcde") == len(head) + 5
+    chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert request_end(chunked + b"5\r\nab") == len(chunked)                  # chunked: the parser reads it
+    huge = f"POST / HTTP/1.1\r\nContent-Length: {MAX_GATED_BODY + 1}\r\n\r\n".encode()
+    assert request_end(huge) == len(huge)                                     # not waited for: the app says 413
+    assert request_end(b"GET / HTTP/1.1\r\nX: " + b"a" * (MAX_HEADER_BYTES + 1)) is not None
