@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from gis.errors import BadInput
 from grids.addrnorm import normalize_text, place_kind, starts_with_landmark, strip_filler, strip_landmarks
@@ -295,14 +296,39 @@ def _fuzzy(gaz: Gazetteer, p: _Parsed) -> None:
                 p.stray.append(span)
             continue
         best = found[0][1]
+        kept = []
         for choice, score, _ in found:
             if score < best - FUZZY_MARGIN:
                 break
             for h in gaz.lexicon[choice]:
-                if h.kind in _FUZZY_KINDS and h.via not in ("stripped", "stem"):
-                    p.hits.append(Hit(h.kind, h.key, h.quality * score / 100.0, f"fuzzy:{int(score)}", span))
-        p.corrected.append((span, found[0][0], best))
-        p.notes.append(f"corrected '{span}' -> '{found[0][0]}' ({int(best)}%)")
+                if h.kind in _FUZZY_KINDS and h.via not in ("stripped", "stem") \
+                        and _plausible_correction(gaz, h, span, choice, towns):
+                    kept.append((choice, score, Hit(h.kind, h.key, h.quality * score / 100.0,
+                                                    f"fuzzy:{int(score)}", span)))
+        if not kept:
+            # nothing within reach of a typo: a place we do not know, not a misspelt one
+            (p.unknown_places if kind in _UNKNOWN_STOPS else p.stray).append((kind, span) if kind in _UNKNOWN_STOPS
+                                                                            else span)
+            continue
+        p.hits.extend(h for _, _, h in kept)
+        p.corrected.append((span, kept[0][0], kept[0][1]))
+        p.notes.append(f"corrected '{span}' -> '{kept[0][0]}' ({int(kept[0][1])}%)")
+
+
+def _plausible_correction(gaz: Gazetteer, h: Hit, span: str, choice: str, towns: list) -> bool:
+    """Whether `choice` (a name of h) can be what a caller who wrote `span` meant.
+
+    Villages, 自然村 and townships are short: a typo is one character written, added or lost in place
+    (edit distance 1; 2 for names of six characters or more), never a name sharing a character elsewhere
+    (明月村 is not 路明村). A village or 自然村 outside the township the caller named is another place, not a
+    correction. Roads and compounds keep the ratio match (longer names, urban typing)."""
+    if h.kind not in ("village", "hamlet", "township"):
+        return True
+    if Levenshtein.distance(span, choice) > (2 if len(choice) >= 6 else 1):
+        return False
+    if towns and h.kind in ("village", "hamlet"):
+        return bool(gaz.hit_regions(h) & set(towns))
+    return True
 
 
 # -------------------------------------------------------------------- scoring
@@ -631,8 +657,10 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
     missing = stated - top.matched if stop is None else set()   # below an unknown name nothing is judged
     grids = frozenset().union(*(_grids(gaz, c) for c in tied))
     # a named group / hamlet / road / compound the answer does not contain is a place we do not know: no grid
+    # a place named in a region it is not in: the caller got one of the two wrong and we cannot tell which
+    region_conflict = any(c in REGION_LEVELS for c in top.conflicts)
     grid_code = next(iter(grids)) if len(grids) == 1 and stop is None and not (missing & set(ENTITY_KINDS)) \
-        else None
+        and not region_conflict else None
     matched = _matched(gaz, precision, tied, grid_code) if precision is not None else None
     status = "ambiguous" if ambiguous else ("matched" if precision else "not_found")
     if ambiguous:
@@ -656,6 +684,8 @@ def geocode(gaz: Gazetteer, text: str, limit: int = 5) -> GeocodeResult:
             why.append(f"not in the gazetteer: {names}; answering at {precision or 'no'} level, no grid")
         if top.conflicts:
             why.append("conflicting: " + ", ".join(top.conflicts))
+        if region_conflict and len(grids) == 1 and stop is None:
+            why.append("the place named is not in the region named; no grid chosen")
         if precision and grid_code is None and stop is None and precision not in ("building", "door"):
             why.append(f"{precision} spans several grids; no grid chosen")
         shown = [c for c in cands if c is not top][: max(0, limit)]

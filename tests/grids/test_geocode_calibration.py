@@ -37,6 +37,18 @@ def test_rural_and_urban_accuracy(result):
     # a place that is not in the gazetteer (unknown road / group / hamlet) is never answered with a grid
     by = result["by_noise"]["unmatchable"]
     assert by["unknown_road"]["grid_answered"] == 0 and by["unknown_group"]["grid_answered"] == 0
+    # a village named in the wrong township is never a grid; an unknown village or 自然村 almost never (only
+    # when it is one character from a real one of the same township, as a typo is — and then not confident)
+    assert by["village_elsewhere"]["grid_answered"] == 0
+    assert by["unknown_village"]["grid_answered"] <= 0.03 and by["unknown_hamlet"]["grid_answered"] <= 0.03
+
+
+def test_every_confidence_bucket_means_what_it_says(result):
+    """Reliability: answers with a grid are mostly right in every bucket, not only above the threshold (a
+    0.6–0.7 bucket that was 28% right meant contradictions were still answered with a grid)."""
+    for b in result["reliability"]:
+        if b["n"] >= 20:
+            assert b["right"] >= 0.9, result["reliability"]
 
 
 def test_reliability_table_is_reported(result):
