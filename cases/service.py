@@ -8,6 +8,7 @@ never overwritten).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -1020,8 +1021,21 @@ class CaseService:
              guard_review: bool | None = None) -> list[dict]:
         """Cases the user may see; `urgency` orders by the nearest due instant first; `guard_review` selects the
         accusations whose accused mentions wait for a dispatcher's check."""
+        return self.list_page(user, status=status, open_only=open_only, limit=limit, offset=offset, order=order,
+                              needs_pin=needs_pin, guard_review=guard_review)[0]
+
+    def list_page(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,
+                  offset: int = 0, order: str = "urgency", needs_pin: bool | None = None,
+                  guard_review: bool | None = None, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of `list` and the cursor of the next (None on the last page).
+
+        The cursor is the last row's sort key and id (keyset paging): a page never repeats or skips a case
+        because cases were added or removed before it, unlike an offset."""
         if not 1 <= limit <= 1000:
             raise BadInput("limit must be 1..1000", field="limit")
+        if order not in _LIST_ORDERS:
+            raise BadInput("order must be urgency or newest", field="order")
+        key, direction = _LIST_ORDERS[order]
         scope, params = case_scope(user)
         where = [scope]
         if status:
@@ -1038,21 +1052,21 @@ class CaseService:
         if guard_review is not None:
             where.append("c.guard_review = %(greview)s")
             params["greview"] = guard_review
-        orders = {
-            # the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and
-            # finished cases come after everything that still has a deadline
-            "urgency": "CASE WHEN c.status IN ('dispatched', 'returned') THEN c.sign_due_at WHEN c.status IN "
-                       "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) WHEN c.status IN "
-                       "('signed', 'handling', 'reopened') THEN coalesce(c.reply_due_at, c.handle_due_at) END "
-                       "NULLS LAST, c.id",
-            "newest": "c.received_at DESC, c.id DESC",
-        }
-        if order not in orders:
-            raise BadInput("order must be urgency or newest", field="order")
-        params.update(limit=limit, offset=offset)
-        rows = self.db.fetchall(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE {' AND '.join(where)} "
-                                f"ORDER BY {orders[order]} LIMIT %(limit)s OFFSET %(offset)s", params)
-        return [present_personal_data(user, _plain(r)) for r in rows]
+        if cursor is not None:
+            if offset:
+                raise BadInput("give cursor or offset, not both", field="cursor")
+            params["ckey"], params["cid"] = decode_cursor(cursor, order)
+            where.append(f"({key}, c.id) {'>' if direction == 'ASC' else '<'} (%(ckey)s::timestamptz, %(cid)s)")
+        params.update(limit=limit + 1, offset=offset)
+        rows = self.db.fetchall(f"SELECT {CASE_COLUMNS}, {key} AS page_key FROM case_record c "
+                                f"WHERE {' AND '.join(where)} ORDER BY {key} {direction}, c.id {direction} "
+                                f"LIMIT %(limit)s OFFSET %(offset)s", params)
+        nxt = encode_cursor(order, rows[limit - 1]["page_key"], rows[limit - 1]["id"]) if len(rows) > limit else None
+        out = []
+        for r in rows[:limit]:
+            r.pop("page_key")
+            out.append(present_personal_data(user, _plain(r)))
+        return out, nxt
 
     def repeat_counts(self, user: User, case_id: int) -> dict:
         """重复信访: how many cases the same reporter filed, and how many merged into this case — counted only
@@ -1065,6 +1079,38 @@ class CaseService:
             f"(SELECT count(*) FROM case_record c WHERE c.merged_into = %(id)s AND {scope}) AS merged_in",
             {**params, "id": case["id"]})
         return {"by_person": row["by_person"], "merged_in": row["merged_in"]}
+
+
+# Sort keys of the case list (never NULL, so a keyset cursor can compare them) and their direction.
+_LIST_ORDERS = {
+    # the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and finished
+    # cases come after everything that still has a deadline
+    "urgency": ("coalesce(CASE WHEN c.status IN ('dispatched', 'returned') THEN c.sign_due_at WHEN c.status IN "
+                "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) WHEN c.status IN "
+                "('signed', 'handling', 'reopened') THEN coalesce(c.reply_due_at, c.handle_due_at) END, "
+                "'9999-12-31T00:00:00Z'::timestamptz)", "ASC"),
+    "newest": ("c.received_at", "DESC"),
+}
+
+
+def encode_cursor(order: str, key: dt.datetime, case_id: int) -> str:
+    """An opaque page cursor: the order, the last row's sort key and id."""
+    raw = json.dumps([order, key.isoformat(), case_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: str) -> tuple[dt.datetime, int]:
+    """(sort key, id) of a cursor made by encode_cursor for the same order; 400 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        o, key, case_id = json.loads(raw)
+        key = dt.datetime.fromisoformat(key)
+        if o != order or type(case_id) is not int or key.tzinfo is None or not 0 < case_id < 2**63:
+            raise ValueError(o)
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput("cursor is not one this list gave (or was made for another order)",
+                       field="cursor") from e
+    return key, case_id
 
 
 _NEXT_DUE = {"received": "accept_due_at", "accepted": "accept_due_at", "dispatched": "sign_due_at",

@@ -183,14 +183,16 @@ def intake():
 @bp.get("/api/cases")
 @login_required
 def list_cases():
-    """Cases in the user's jurisdiction, most urgent first."""
+    """Cases in the user's jurisdiction, most urgent first; paged by `cursor` (the `next_cursor` of the page
+    before: stable while cases come and go) or `offset`."""
     pin = request.args.get("needs_pin")
-    rows = service().list(current_user(), status=request.args.get("status") or None,
-                          open_only=request.args.get("open") in ("1", "true"),
-                          limit=_int_arg("limit", 100, 1, 1000), offset=_int_arg("offset", 0, 0, 10**9),
-                          order=request.args.get("order") or "urgency",
-                          needs_pin=None if pin is None else pin in ("1", "true"))
-    return jsonify({"cases": rows, "count": len(rows)})
+    rows, nxt = service().list_page(current_user(), status=request.args.get("status") or None,
+                                    open_only=request.args.get("open") in ("1", "true"),
+                                    limit=_int_arg("limit", 100, 1, 1000), offset=_int_arg("offset", 0, 0, 10**9),
+                                    order=request.args.get("order") or "urgency",
+                                    needs_pin=None if pin is None else pin in ("1", "true"),
+                                    cursor=request.args.get("cursor"))
+    return jsonify({"cases": rows, "count": len(rows), "next_cursor": nxt})
 
 
 @bp.get("/api/cases/<int:case_id>")

@@ -96,9 +96,11 @@ OPERATIONS: dict[str, dict] = {
                                             q("needs_pin", {"type": "string", "enum": ["0", "1", "true"]}),
                                             q("order", {"type": "string", "enum": ["urgency", "newest"]}),
                                             q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                                            q("offset", {"type": "integer", "minimum": 0})],
-                             "responses": ok({"type": "object", "required": ["cases"], "properties": {
-                                 "cases": ARR, "count": {"type": "integer"}}})},
+                                            q("offset", {"type": "integer", "minimum": 0}),
+                                            q("cursor", {"type": "string", "maxLength": 400})],
+                             "responses": ok({"type": "object", "required": ["cases", "next_cursor"], "properties": {
+                                 "cases": ARR, "count": {"type": "integer"},
+                                 "next_cursor": {"type": "string", "nullable": True}}})},
     "cases_api.get_case": {"responses": ok()},
     "cases_api.act": {"requestBody": body({"type": "object", "properties": {"reason": {"type": "string"},
                                                                             "version": {"type": "integer"}}}),

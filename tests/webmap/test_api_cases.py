@@ -103,3 +103,41 @@ def test_rates_endpoint_scoped_and_validated(app):
     assert d.get("/api/rates?month=oct").status_code == 400
     assert d.get("/api/rates?month=2026-10&unit=planet").json["error"]["field"] == "unit"
     assert app.test_client().get("/api/rates?month=2026-10").status_code == 401
+
+
+def _pages(client, order, limit=3):
+    ids, url = [], f"/api/cases?order={order}&limit={limit}"
+    while True:
+        r = client.get(url)
+        assert r.status_code == 200, r.json
+        ids += [c["id"] for c in r.json["cases"]]
+        if r.json["next_cursor"] is None:
+            return ids
+        assert r.json["count"] == limit
+        url = f"/api/cases?order={order}&limit={limit}&cursor={r.json['next_cursor']}"
+
+
+def test_cursor_paging_is_stable_while_cases_arrive(app):
+    """Issue 10: lists are paged with a stable cursor. Every case once, in the list's order, and a case
+    registered between two pages neither repeats nor hides one (with offsets it shifts every later page)."""
+    d = login(app, "disp")
+    made = [d.post("/api/cases", json={**CASE, "submission_key": f"P{i}", "title": f"第{i}件",
+                                       "lon": X0 + 0.001 * (i % 4), "lat": Y0 + 0.005}).json for i in range(8)]
+    o = login(app, "off1")
+    for case in made[:3]:                        # signed: ordered by their reply due date, after the rest
+        if case["grid_code"] == "990101001001001":
+            assert o.post(f"/api/cases/{case['id']}/actions/sign", json={"version": case["version"]}).status_code == 200
+    for order in ("urgency", "newest"):
+        full = [c["id"] for c in d.get(f"/api/cases?order={order}&limit=1000").json["cases"]]
+        assert len(full) == 8 and _pages(d, order) == full
+    first = d.get("/api/cases?order=newest&limit=3").json
+    d.post("/api/cases", json={**CASE, "submission_key": "late", "title": "后来的"})
+    second = d.get(f"/api/cases?order=newest&limit=3&cursor={first['next_cursor']}").json
+    full_before = [c["id"] for c in first["cases"]] + [c["id"] for c in second["cases"]]
+    assert full_before == [c["id"] for c in reversed(made)][:6]
+    # a cursor is checked: garbage, another order's cursor, or a cursor with an offset are 400s
+    cur = first["next_cursor"]
+    for bad in ("order=newest&cursor=zz", "order=newest&cursor=eyJ4IjoxfQ", f"order=urgency&cursor={cur}",
+                f"order=newest&cursor={cur}&offset=2"):
+        r = d.get(f"/api/cases?{bad}")
+        assert r.status_code == 400 and r.json["error"]["field"] == "cursor", r.json
