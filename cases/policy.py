@@ -20,12 +20,14 @@ class RatePolicy:
     config: RateConfig
     thresholds: tuple[Threshold, ...]
     last_place_red: bool
+    red_by_threshold: bool = False   # seed 004: red is the last place only; a city may also make low rates red
 
     def to_dict(self) -> dict:
         """JSON form (percentages as numbers)."""
         c = self.config
         return {"weights": list(c.weights), "basic_weight": str(c.basic_weight), "eval_window_days": c.eval_window_days,
                 "renormalize": c.renormalize, "last_place_red": self.last_place_red,
+                "red_by_threshold": self.red_by_threshold,
                 "thresholds": {t.metric: [float(t.green * 100), float(t.yellow * 100), float(t.orange * 100)]
                                for t in self.thresholds}}
 
@@ -38,7 +40,7 @@ def parse_policy(value: dict) -> RatePolicy:
     if not isinstance(value, dict):
         raise BadInput("rate policy must be a JSON object")
     unknown = set(value) - {"weights", "basic_weight", "eval_window_days", "renormalize", "last_place_red",
-                            "thresholds"}
+                            "red_by_threshold", "thresholds"}
     if unknown:
         raise BadInput(f"unknown rate policy keys: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     cfg = DEFAULT.config
@@ -75,7 +77,8 @@ def parse_policy(value: dict) -> RatePolicy:
         if (not lower_better and not g >= y >= o) or (lower_better and not g <= y <= o):
             raise BadInput(f"thresholds.{metric} must be ordered green, yellow, orange", field="thresholds")
         thresholds[metric] = Threshold(metric, g, y, o, higher_is_better=not lower_better)
-    return RatePolicy(cfg, tuple(thresholds.values()), bool(value.get("last_place_red", DEFAULT.last_place_red)))
+    return RatePolicy(cfg, tuple(thresholds.values()), bool(value.get("last_place_red", DEFAULT.last_place_red)),
+                      bool(value.get("red_by_threshold", DEFAULT.red_by_threshold)))
 
 
 def load_rate_policy(db) -> RatePolicy:

@@ -290,17 +290,30 @@ DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
 )
 
 
+# What each colour sets in motion (seed 004, 嘉兴 "四色码"工作法): "凡是化解清零任务完成好的赋予'绿码',予以表扬;
+# …办理质量有瑕疵成效慢的赋予'黄码',由信访局联合领导督导组推动; …回流多动作慢的赋予'橙码',由信访局联合督导组专项
+# 督查督办; …排名末位的赋予'红码',在推进会表态发言,由市领导直接约谈。"
+CONSEQUENCES = {"green": "予以表扬", "yellow": "信访局联合领导督导组推动",
+                "orange": "信访局联合督导组专项督查督办", "red": "推进会表态发言，市领导直接约谈"}
+
+
 @dataclass(frozen=True)
 class Colour:
-    """A 四色码 with the reasons, in Chinese."""
+    """A 四色码 with the reasons and the consequence it sets in motion, in Chinese."""
 
     code: str | None  # green/yellow/orange/red, None when there is no data
     label: str
     reasons: tuple[str, ...]
 
+    @property
+    def consequence(self) -> str | None:
+        """What the colour sets in motion (seed 004)."""
+        return CONSEQUENCES.get(self.code) if self.code else None
+
     def to_dict(self) -> dict:
         """Plain-data form for JSON."""
-        return {"code": self.code, "label": self.label, "reasons": list(self.reasons)}
+        return {"code": self.code, "label": self.label, "reasons": list(self.reasons),
+                "consequence": self.consequence}
 
 
 def _level(v: Fraction, t: Threshold) -> str:
@@ -312,8 +325,11 @@ def _level(v: Fraction, t: Threshold) -> str:
 
 
 def four_colour(unit_rates: UnitRates, thresholds=DEFAULT_THRESHOLDS, *, last_place: bool = False,
-                digits: int = 1) -> Colour:
-    """四色码 of a unit: the worst colour over the thresholds (red also for 排名末位), with reasons."""
+                digits: int = 1, red_by_threshold: bool = False) -> Colour:
+    """四色码 of a unit: the worst colour over the thresholds, with reasons.
+
+    As seed 004 defines it, red is the last place in the ranking (排名末位) and nothing else: a rate below
+    every bound is orange (slow, many returns) unless the city's policy sets `red_by_threshold`."""
     worst = None
     reasons: list[str] = []
     for t in thresholds:
@@ -321,6 +337,8 @@ def four_colour(unit_rates: UnitRates, thresholds=DEFAULT_THRESHOLDS, *, last_pl
         if v is None:
             continue
         lvl = _level(v, t)
+        if lvl == "red" and not red_by_threshold:
+            lvl = "orange"
         worst = lvl if worst is None else max(worst, lvl, key=_ORDER.index)
         if lvl != "green":
             label = RATE_LABELS.get(t.metric, t.metric)

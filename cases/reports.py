@@ -111,7 +111,8 @@ def metrics_of(ur: UnitRates) -> dict:
 
 def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig | None = None,
                   user: User | None = None, *, thresholds=None, last_place_red: bool | None = None,
-                  include_empty: bool | None = None, as_of: dt.datetime | None = None) -> list[dict]:
+                  include_empty: bool | None = None, as_of: dt.datetime | None = None,
+                  red_by_threshold: bool | None = None) -> list[dict]:
     """Rates of every unit of a type for a month, ranked by composite, with names and 四色码 (reasons).
 
     Each row: unit_type, unit_code, unit_name, rank, rates (exact UnitRates), metrics (JSON-safe),
@@ -120,13 +121,14 @@ def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig 
     unit(s) are red (嘉兴: 排名末位赋红码) when `last_place_red` and more than one rank exists.
     Whatever is not given comes from the city's stored rate policy (cases.policy).
     """
-    if config is None or thresholds is None or last_place_red is None:
+    if config is None or thresholds is None or last_place_red is None or red_by_threshold is None:
         from cases.policy import load_rate_policy
 
         policy = load_rate_policy(db)
         config = config or policy.config
         thresholds = policy.thresholds if thresholds is None else thresholds
         last_place_red = policy.last_place_red if last_place_red is None else last_place_red
+        red_by_threshold = policy.red_by_threshold if red_by_threshold is None else red_by_threshold
     cfg = config
     records = fetch_month_records(db, year, month, unit_type, cfg, user)
     by_unit = rates_mod.monthly_rates(records, year, month, "unit", cfg, as_of=as_of)
@@ -142,11 +144,13 @@ def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig 
     last = max(ranks) if ranks and max(ranks) > 1 else None
     out = []
     for r, ur in ranked:
-        colour = four_colour(ur, thresholds, last_place=last_place_red and last is not None and r == last)
+        colour = four_colour(ur, thresholds, last_place=last_place_red and last is not None and r == last,
+                             red_by_threshold=red_by_threshold)
         out.append({
             "unit_type": unit_type, "unit_code": ur.unit, "unit_name": names.get(ur.unit, ""), "rank": r,
             "rates": ur, "metrics": metrics_of(ur), "colour": colour.code, "colour_label": colour.label,
             "colour_reasons": list(colour.reasons), "colour_reason": "；".join(colour.reasons),
+            "colour_consequence": colour.consequence,
         })
     return out
 

@@ -205,7 +205,8 @@ def official_colour(db, unit: dict, day: dt.date, policy=None) -> dict:
     last = max(ranks) if ranks and max(ranks) > 1 else None
     for r, ur in ranked:
         if ur.unit == unit["code"]:
-            c = four_colour(ur, policy.thresholds, last_place=policy.last_place_red and last is not None and r == last)
+            c = four_colour(ur, policy.thresholds, last_place=policy.last_place_red and last is not None and r == last,
+                            red_by_threshold=policy.red_by_threshold)
             return {**c.to_dict(), "rank": r, "of": len(ranks), "month": month, "source": "实时计算"}
     return {"code": None, "label": "无数据", "reasons": ["本月无可考核数据"], "rank": None, "of": len(ranks),
             "month": month, "source": "实时计算"}

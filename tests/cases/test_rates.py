@@ -166,14 +166,16 @@ def test_rank_ties_share_a_place():
 def test_four_colour_reasons():
     r = unit_rates(MONTH, 2026, 3)
     c = four_colour(r)
-    # response 60% < 80% → red; resolution 50% → red; satisfaction 70% → red; reopen 1/6 ≈ 16.7% → orange
-    assert c.code == "red" and c.label == "红"
+    # response 60% < 80%, resolution 50%, satisfaction 70%: below every bound; reopen 1/6 ≈ 16.7% → orange.
+    # Seed 004: red is the last place in the ranking only, so the worst a unit's own rates give is orange
+    assert c.code == "orange" and c.label == "橙" and c.consequence == "信访局联合督导组专项督查督办"
+    assert four_colour(r, red_by_threshold=True).code == "red"      # a city's policy may say otherwise
     assert "满意率 70.0% 低于 90%" in c.reasons
     assert "响应率 60.0% 低于 95%" in c.reasons
     assert "重办率 16.7% 高于 5%" in c.reasons
 
 
-@pytest.mark.parametrize(("satisfied", "colour"), [(19, "green"), (18, "yellow"), (17, "orange"), (15, "red")])
+@pytest.mark.parametrize(("satisfied", "colour"), [(19, "green"), (18, "yellow"), (17, "orange"), (15, "orange")])
 def test_four_colour_thresholds(satisfied, colour):
     recs = [case(f"s{i}", evaluation="满意" if i < satisfied else "不满意", evaluated_at=at(3, 5))
             for i in range(20)]
@@ -184,6 +186,19 @@ def test_four_colour_thresholds(satisfied, colour):
         assert c.reasons == ("各项指标达标",)
     else:
         assert c.reasons == (f"满意率 {fmt_pct(Fraction(satisfied, 20))} 低于 95%",)
+
+
+def test_red_is_the_last_place_only_as_seed_004_says():
+    """Seed 004: "凡是化解清零排名末位的赋予'红码',在推进会表态发言,由市领导直接约谈" — red is the last place
+    in the ranking, and each colour names its consequence (绿 表扬, 黄 督导组推动, 橙 专项督查督办, 红 约谈).
+    (A unit ranked 42 of 44 was red on invented thresholds.)"""
+    dreadful = [case(f"d{i}", evaluation="不满意", evaluated_at=at(3, 5)) for i in range(10)]
+    c = four_colour(unit_rates(dreadful, 2026, 3))
+    assert c.code == "orange" and c.to_dict()["consequence"] == "信访局联合督导组专项督查督办"
+    last = four_colour(unit_rates(dreadful, 2026, 3), last_place=True)
+    assert last.code == "red" and last.consequence == "推进会表态发言，市领导直接约谈"
+    good = four_colour(unit_rates([case("g", evaluation="满意", evaluated_at=at(3, 5))], 2026, 3))
+    assert (good.code, good.consequence) == ("green", "予以表扬")
 
 
 def test_four_colour_last_place_and_no_data():

@@ -126,9 +126,12 @@ def test_names_ranks_and_four_colours(db, march):
     assert t1["colour_reasons"] == ["响应率 50.0% 低于 95%", "解决率 75.0% 低于 90%", "满意率 60.0% 低于 90%",
                                     "重办率 33.3% 高于 5%", "排名末位"]
     assert t1["colour_reason"] == "；".join(t1["colour_reasons"])
-    # Without the last-place rule, the worst metric decides.
+    assert t1["colour_consequence"] == "推进会表态发言，市领导直接约谈"
+    # Without the last-place rule the worst metric decides, and a metric alone is orange at worst (seed 004)
     t1b = by_code(reports.compute_month(db, 2026, 3, "township", last_place_red=False))[T1]
-    assert t1b["colour"] == "red" and "排名末位" not in t1b["colour_reasons"]
+    assert t1b["colour"] == "orange" and "排名末位" not in t1b["colour_reasons"]
+    t1c = by_code(reports.compute_month(db, 2026, 3, "township", last_place_red=False, red_by_threshold=True))[T1]
+    assert t1c["colour"] == "red"
 
 
 def test_grid_village_county_and_department_units(db, march):
