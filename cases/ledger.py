@@ -205,6 +205,7 @@ def export_ledger(db, user: User, path, start, end, filters: dict | None = None,
 SUMMARY_COLUMNS: list[tuple[str, int, str, str]] = [
     ("排名", 6, "int", "rank"), ("单位编码", 17, "text", "unit_code"), ("单位名称", 22, "text", "unit_name"),
     ("响应率", 9, "pct", "response"), ("解决率", 9, "pct", "resolution"), ("满意率", 9, "pct", "satisfaction"),
+    ("参评满意率", 11, "pct", "participating_satisfaction"),
     ("按时办结率", 11, "pct", "on_time"), ("一次性化解率", 12, "pct", "one_time"),
     ("退回率", 9, "pct", "return_rate"), ("转办率", 9, "pct", "forwarding"), ("重办率", 9, "pct", "reopen_rate"),
     ("超期未评（件）", 13, "int", "overdue_unevaluated"), ("应签收（件）", 12, "count", "dispatched_due"),
@@ -272,10 +273,11 @@ def export_monthly_summary(db, year: int, month: int, path, config: RateConfig |
         ["统计月份", f"{year}年{month}月"],
         *[[f"{reports.UNIT_TYPE_LABELS[ut]}数据来源", labels[states[ut]]] for ut in unit_types],
         ["口径", "响应率=按时签收/当月应签收；解决率=已解决/当月应答复；"
-                 f"满意率=(满意+{float(cfg.basic_weight):g}×基本满意)/当月参评"],
+                 f"满意率=(满意+{float(cfg.basic_weight):g}×基本满意)/当月参评；"
+                 "参评满意率=(满意+基本满意)/当月参评"],
+        ["四色码", "取各项指标最差颜色（最差为橙码）；排名末位为红码"],
         ["综合得分", f"响应率×{w[0]}+解决率×{w[1]}+满意率×{w[2]}（权重），"
                  + ("缺项按其余指标折算" if cfg.renormalize else "任一指标无数据则不计分")],
-        ["四色码", "取各项指标最差颜色；排名末位为红码"],
     ):
         notes.append([_cell(notes, v) for v in line])
     wb.save(path)

@@ -13,6 +13,7 @@ Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also
                         closed_at <= as_of and (solved is True, or solved is unset and evaluation is not 不满意)
 - 按时办结率 on_time   = reply due in M, replied_at <= reply_due_at / reply due in M
 - 满意率 satisfaction = (满意 + w·基本满意) / evaluated in M (evaluated_at in M; closed_at if unset)
+- 参评满意率 participating_satisfaction = (满意 + 基本满意) / evaluated in M (the seeds' figure)
 - 一次性化解率 one_time = closed in M with returned_count == 0 and reopened_count == 0 / closed in M
 - 重办率 reopen_rate  = closed in M with reopened_count > 0 / closed in M
 - 超期未评 overdue_unevaluated (a count) = replied, evaluation window (replied_at + N days) ended in M
@@ -36,6 +37,7 @@ RATE_LABELS: dict[str, str] = {
     "response": "响应率",
     "resolution": "解决率",
     "satisfaction": "满意率",
+    "participating_satisfaction": "参评满意率",
     "on_time": "按时办结率",
     "return_rate": "退回率",
     "reopen_rate": "重办率",
@@ -109,6 +111,9 @@ class UnitRates:
     overdue_unevaluated: int
     composite: Fraction | None
     counts: dict = field(default_factory=dict)
+    # 参评满意率 as the seeds report it (seed 000: "责任单位参评满意率99.38%"): (满意 + 基本满意) / 参评,
+    # beside the weighted 满意率 above
+    participating_satisfaction: Rate = Rate(Fraction(0), 0)
 
     def rate(self, name: str) -> Fraction | None:
         """A rate's exact value by name (composite included)."""
@@ -215,7 +220,8 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
         on_time=Rate(Fraction(on_time), due_c), return_rate=Rate(Fraction(ret), sign_c),
         reopen_rate=Rate(Fraction(reopened), closed_c), one_time=Rate(Fraction(clean), closed_c),
         forwarding=Rate(Fraction(fwd), sign_c), overdue_unevaluated=overdue_unevaluated,
-        composite=composite, counts=counts)
+        composite=composite, counts=counts,
+        participating_satisfaction=Rate(Fraction(evals["满意"] + evals["基本满意"]), eval_c))
 
 
 def composite_score(values, config: RateConfig | None = None) -> Fraction | None:

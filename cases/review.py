@@ -100,7 +100,7 @@ def rates_of(counts: dict, config: RateConfig, unit=None) -> UnitRates:
         one_time=Rate(Fraction(c["closed_clean"]), c["closed"]),
         forwarding=Rate(Fraction(c["forwarded"]), c["sign_cohort"]), overdue_unevaluated=0,
         composite=composite_score((response.value, resolution.value, satisfaction.value), config),
-        counts=c)
+        counts=c, participating_satisfaction=Rate(Fraction(c["eval_sat"] + c["eval_basic"]), c["evaluated"]))
 
 
 def _add(a: dict, b: dict) -> dict:

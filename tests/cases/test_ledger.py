@@ -118,6 +118,13 @@ def test_monthly_summary_live_then_from_snapshot(db, march, tmp_path):  # noqa: 
     assert resp.value == 0.5 and resp.number_format == ledger.PCT_FORMAT
     assert second[hdr.index("解决率")].value == 0.75
     assert first[hdr.index("满意率")].value == pytest.approx(0.9)
+    # 参评满意率 (seed 000's figure): 满意 and 基本满意 both count, beside the weighted 满意率
+    rates = {r["unit_code"]: r["rates"] for r in reports.compute_month(db, 2026, 3, "township")}
+    t2 = rates[first[1].value]
+    ev = t2.counts
+    assert first[hdr.index("参评满意率")].value == pytest.approx(
+        (ev["evaluation_满意"] + ev["evaluation_基本满意"]) / ev["evaluated"])
+    assert t2.participating_satisfaction.value >= t2.satisfaction.value
     assert first[hdr.index("超期未评（件）")].value == 1 and first[hdr.index("应签收（件）")].value == 3
     assert second[hdr.index("综合得分")].value == pytest.approx(65.75)
     assert (first[hdr.index("四色码")].value, second[hdr.index("四色码")].value) == ("绿", "红")
@@ -125,7 +132,7 @@ def test_monthly_summary_live_then_from_snapshot(db, march, tmp_path):  # noqa: 
     assert second[hdr.index("四色码")].fill.fgColor.rgb.endswith(ledger.COLOUR_FILLS["red"])
     # A department without cases: listed last, unranked, no data.
     dept = [[c.value for c in r] for r in wb["事权部门"].iter_rows(min_row=2)]
-    assert dept[-1][1] == "990100-ZJ" and dept[-1][0] is None and dept[-1][3] == "—" and dept[-1][17] == "无数据"
+    assert dept[-1][1] == "990100-ZJ" and dept[-1][0] is None and dept[-1][3] == "—" and dept[-1][hdr.index("四色码")] == "无数据"
     assert wb["网格"].max_row == 1 + 3
     wb.close()
 

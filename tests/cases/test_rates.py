@@ -241,3 +241,15 @@ def test_lianyuan_shares_and_rates_on_a_synthetic_set():
     r = unit_rates(month, 2026, 8, RateConfig(basic_weight=Fraction(1)))
     assert r.one_time.value == Fraction(clean, closed) and r.one_time.pct(2) == "98.72%"
     assert r.satisfaction.value == Fraction(satisfied, evaluated) and r.satisfaction.pct(2) == "99.38%"
+
+
+def test_participating_satisfaction_is_the_seeds_figure():
+    """Seed 000 (涟源): "责任单位参评满意率99.38%" — 满意 and 基本满意 both count over all who evaluated; the
+    weighted 满意率 (基本满意 at 0.8) stays beside it under its own name."""
+    recs = [case(f"e{i}", evaluation="满意" if i < 1200 else "基本满意" if i < 1282 else "不满意",
+                 evaluated_at=at(3, 5)) for i in range(1290)]
+    r = unit_rates(recs, 2026, 3)
+    assert r.participating_satisfaction.value == Fraction(1282, 1290)
+    assert r.participating_satisfaction.pct(2) == "99.38%"
+    assert r.satisfaction.value == (1200 + Fraction(4, 5) * 82) / 1290
+    assert r.to_dict()["participating_satisfaction"]["display"] == "99.4%"
