@@ -85,6 +85,9 @@ class WorkCalendar:
         self.overrides = dict(overrides or {})
         self.warnings: list[str] = []
         self._fallback_years: set[int] = set()
+        self._fallback_msgs: dict[int, str] = {}
+        # years the city loaded an announcement for: their other days follow the weekend rule, no warning
+        self._override_years = {d.year for d in self.overrides}
         self._memo: dict[dt.date, DayInfo] = {}  # chinese_calendar validates every call: memoise per date
 
     # -- classification -------------------------------------------------------------------------
@@ -107,6 +110,8 @@ class WorkCalendar:
             workday = chinese_calendar.is_workday(day)
             _, english = chinese_calendar.get_holiday_detail(day)
         except NotImplementedError as exc:
+            if day.year in self._override_years:          # the imported announcement covers this year
+                return DayInfo(day, not weekend, "weekend" if weekend else "workday", None, "override")
             self._note_fallback(day.year, str(exc))
             return DayInfo(day, not weekend, "weekend" if weekend else "workday", None, "fallback")
         name = HOLIDAY_NAMES_ZH.get(english, english) if english else None
@@ -122,6 +127,7 @@ class WorkCalendar:
         self._fallback_years.add(year)
         msg = (f"no holiday data for {year} ({detail}); weekends-only working days used, "
                "load the State Council announcement as overrides")
+        self._fallback_msgs[year] = msg
         self.warnings.append(msg)
         log.warning(msg)
         warnings.warn(msg, CalendarFallbackWarning, stacklevel=4)
@@ -130,6 +136,11 @@ class WorkCalendar:
     def fallback_years(self) -> frozenset[int]:
         """Years for which weekends-only rules were used."""
         return frozenset(self._fallback_years)
+
+    def warnings_for(self, first: dt.date, last: dt.date) -> list[str]:
+        """The fallback warning of every year in [first, last] that used weekends-only rules — for each
+        computation that touched them, not only the first one (the memo would otherwise hide it)."""
+        return [self._fallback_msgs[y] for y in range(first.year, last.year + 1) if y in self._fallback_msgs]
 
     # -- arithmetic -----------------------------------------------------------------------------
 

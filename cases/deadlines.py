@@ -299,8 +299,10 @@ def compute_deadlines(received_at: dt.datetime, channel: str, kind: str | None, 
         provisional = start is None
         out[rule.milestone] = _count(rule, start or received, cal, provisional=provisional,
                                      name_label=MILESTONE_LABELS[rule.milestone])
-    return Deadlines(prof.name, prof.label, prof.source, received, out,
-                     warnings=tuple(cal.warnings[before:]))
+    dues = [m.due_at for m in out.values() if getattr(m, "due_at", None) is not None]
+    warned = cal.warnings_for(received.date(), max([received, *dues]).date()) if hasattr(cal, "warnings_for") \
+        else cal.warnings[before:]
+    return Deadlines(prof.name, prof.label, prof.source, received, out, warnings=tuple(warned))
 
 
 def extend(deadlines: Deadlines, days: int, calendar: WorkCalendar | None = None, *,

@@ -144,6 +144,7 @@ class CaseService:
     def __init__(self, db, config: CaseConfig | None = None, calendar: WorkCalendar | None = None):
         self.db = db
         self.config = config or CaseConfig()
+        self._own_calendar = calendar is None      # ours follows `calendar import` (reloaded with the reference)
         self.calendar = calendar or WorkCalendar(overrides=load_calendar_overrides(db))
         self._ref = None
         self._ref_at = 0.0
@@ -163,6 +164,12 @@ class CaseService:
         if self._ref is None:
             self._ref_at = time.monotonic()
             self._deadline_policy = None
+            if self._own_calendar:
+                # a running server honours `calendar import` within REFERENCE_TTL (a case was signed on a
+                # holiday that had just been imported)
+                overrides = load_calendar_overrides(self.db)
+                if overrides != self.calendar.overrides:
+                    self.calendar = WorkCalendar(overrides=overrides)
             # The gazetteer is rebuilt only when the boundaries or the standard addresses changed.
             fp = self.db.fetchone("SELECT (SELECT id FROM generation WHERE active) AS gen, "
                                   "(SELECT count(*) FROM address) AS n, (SELECT max(code) FROM address) AS last")

@@ -39,3 +39,41 @@ def test_calendar_import_cli_refuses_bad_rows(dsn, tmp_path):
     cp = subprocess.run([sys.executable, "-m", "gis", "calendar", "show", "--year", "2027"], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=120)
     assert "2027-01-01 休 元旦 (override)" in cp.stdout and "2027-02-20 班 春节调休 (override)" in cp.stdout
+    # the imported announcement covers 2027: no "weekends-only" warning any more (issue 9)
+    assert "weekends-only" not in cp.stdout + cp.stderr, cp.stderr
+
+
+BJ = dt.timezone(dt.timedelta(hours=8))
+
+
+def test_fallback_warning_reaches_every_case_of_the_year_not_only_the_first():
+    """Issue 9: the 2027 warning reached only the first case computed on a calendar (memoised days) and the
+    API showed `warnings: []` for the rest."""
+    from cases.calendar import WorkCalendar
+    from cases.deadlines import compute_deadlines
+
+    cal = WorkCalendar()
+    for day in (4, 5, 6):
+        d = compute_deadlines(dt.datetime(2027, 3, day, 10, tzinfo=BJ), "hotline_12345", "投诉", False, cal)
+        assert len(d.warnings) == 1 and "2027" in d.warnings[0], d.warnings
+        assert d.to_dict()["warnings"] == list(d.warnings)
+    d = compute_deadlines(dt.datetime(2026, 3, 4, 10, tzinfo=BJ), "hotline_12345", "投诉", False, cal)
+    assert d.warnings == ()                                   # 2026 is in the library
+    covered = WorkCalendar(overrides={dt.date(2027, 1, 1): (False, "元旦")})
+    d = compute_deadlines(dt.datetime(2027, 3, 4, 10, tzinfo=BJ), "hotline_12345", "投诉", False, covered)
+    assert d.warnings == () and covered.day_info(dt.date(2027, 3, 4)).source == "override"
+
+
+def test_a_running_service_picks_up_a_calendar_import(db, monkeypatch):
+    """Issue 9: a running server ignored `calendar import` until restarted (a case got 签收 on a holiday just
+    imported). The service reloads the overrides with its reference data (REFERENCE_TTL)."""
+    import cases.service as service_mod
+
+    svc = CaseService(db)
+    start = dt.datetime(2027, 3, 4, 10, tzinfo=BJ)            # Thursday
+    assert svc.calendar.add_workdays(start, 1).date() == dt.date(2027, 3, 5)
+    svc.reference()
+    db.execute("INSERT INTO calendar_day (day, is_workday, name, source) VALUES ('2027-03-05', false, '测试假日', 't')")
+    monkeypatch.setattr(service_mod, "REFERENCE_TTL", 0.0)   # the TTL has passed
+    svc.reference()
+    assert svc.calendar.add_workdays(start, 1).date() == dt.date(2027, 3, 8)   # Fri off, then the weekend
