@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -31,7 +32,12 @@ from gis.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-TZ = ZoneInfo("Asia/Shanghai")
+# The deployment's local time (GRIDGOV_TIMEZONE, validated by gis.settings; China Standard Time by default)
+# and its working calendar (GRIDGOV_CALENDAR: "cn" = the State Council holidays from chinese-calendar plus
+# imported overrides, "weekends" = Monday–Friday plus imported overrides, for a city outside that calendar).
+TZ = ZoneInfo(os.environ.get("GRIDGOV_TIMEZONE") or "Asia/Shanghai")
+CALENDAR = (os.environ.get("GRIDGOV_CALENDAR") or "cn").strip().lower()
+CALENDARS = ("cn", "weekends")
 END_OF_DAY = dt.time(23, 59, 59)
 
 # English names from the library -> Chinese names shown to users.
@@ -64,7 +70,7 @@ class DayInfo:
 
 
 def to_local(value: dt.datetime) -> dt.datetime:
-    """Aware datetime in Asia/Shanghai; naive input is taken as Beijing local time."""
+    """Aware datetime in the deployment's zone (TZ, Asia/Shanghai by default); naive input is local time."""
     if not isinstance(value, dt.datetime):
         raise BadInput(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
@@ -80,9 +86,13 @@ def end_of_day(day: dt.date) -> dt.datetime:
 class WorkCalendar:
     """Chinese working-day calendar with a weekends-only fallback for uncovered years."""
 
-    def __init__(self, overrides: dict[dt.date, tuple[bool, str | None]] | None = None):
+    def __init__(self, overrides: dict[dt.date, tuple[bool, str | None]] | None = None, source: str | None = None):
         # overrides: date -> (is_workday, Chinese holiday name or None), e.g. loaded from a table.
         self.overrides = dict(overrides or {})
+        self.source = source or CALENDAR
+        if self.source not in CALENDARS:
+            raise BadInput(f"working calendar must be one of {', '.join(CALENDARS)}, got {self.source!r}",
+                           field="calendar")
         self.warnings: list[str] = []
         self._fallback_years: set[int] = set()
         self._fallback_msgs: dict[int, str] = {}
@@ -106,6 +116,8 @@ class WorkCalendar:
         if day in self.overrides:
             workday, name = self.overrides[day]
             return DayInfo(day, workday, _kind(workday, weekend, name), name, "override")
+        if self.source == "weekends":
+            return DayInfo(day, not weekend, "weekend" if weekend else "workday", None, "weekends")
         try:
             workday = chinese_calendar.is_workday(day)
             _, english = chinese_calendar.get_holiday_detail(day)

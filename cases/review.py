@@ -216,8 +216,8 @@ def _period_where(unit_code: str, start: dt.date, end: dt.date, categories, para
     """Predicates on case_record `c`: located under the unit, received in [start, end), in the categories."""
     params.update(prefix=unit_code + "%", start=start, end=end)
     where = ["coalesce(c.grid_code, c.village_code, c.township_code, '') LIKE %(prefix)s",
-             "c.received_at >= (%(start)s::date::timestamp AT TIME ZONE 'Asia/Shanghai')",
-             "c.received_at < (%(end)s::date::timestamp AT TIME ZONE 'Asia/Shanghai')",
+             "c.received_at >= (%(start)s::date::timestamp AT TIME ZONE gridgov_time_zone())",
+             "c.received_at < (%(end)s::date::timestamp AT TIME ZONE gridgov_time_zone())",
              "c.status <> 'merged'"]
     if categories:
         where.append(_cat_filter(categories, params).replace(" AND category_code", "c.category_code"))
@@ -246,7 +246,7 @@ def heat_points(db, user: User, unit_code: str, start: dt.date, end: dt.date, ca
     where = _period_where(unit_code, start, end, categories, params)
     params["lim"] = MAX_POINTS + 1
     rows = db.fetchall(
-        f"SELECT ST_Y(c.geom) lat, ST_X(c.geom) lon, ((c.received_at AT TIME ZONE 'Asia/Shanghai')::date - "
+        f"SELECT ST_Y(c.geom) lat, ST_X(c.geom) lon, ((c.received_at AT TIME ZONE gridgov_time_zone())::date - "
         f"%(start)s::date) / 7 AS week FROM case_record c WHERE {scope} AND c.geom IS NOT NULL "
         f"AND {' AND '.join(where)} ORDER BY c.id LIMIT %(lim)s", params)
     truncated = len(rows) > MAX_POINTS

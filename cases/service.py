@@ -493,7 +493,7 @@ class CaseService:
             "co_departments, officer_code, routing, geocode, near_boundary, needs_pin, accused_units, "
             "accused_persons, deadline_profile, sign_due_at, reply_due_at, accept_due_at, handle_due_at, "
             "accused_mentions, guard_floor, guard_review, submission_hash) VALUES "
-            "('GG' || to_char(%(received)s::timestamptz AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || "
+            "('GG' || to_char(%(received)s::timestamptz AT TIME ZONE gridgov_time_zone(), 'YYYYMMDD') || "
             "lpad(nextval('case_no_seq')::text, 8, '0'), %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, "
             "%(content)s, %(anon)s, %(rname)s, %(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS "
             "NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, "

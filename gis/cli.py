@@ -6,15 +6,17 @@ Every error ends as one line on stderr and a non-zero exit; commands that write 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from gis.errors import GridgovError
 from gis.settings import load_settings
 
-CST = timezone(timedelta(hours=8), "Asia/Shanghai")
+CST = ZoneInfo(os.environ.get("GRIDGOV_TIMEZONE") or "Asia/Shanghai")   # the deployment's local time
 
 
 def log(msg: str) -> None:

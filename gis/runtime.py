@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from gis.cluster import EmbeddedCluster
 from gis.db import Database
+from gis.errors import ConfigError
 from gis.migrate import migrate
 from gis.settings import Settings
 
@@ -43,4 +44,28 @@ def open_database(settings: Settings, log=print, apply_migrations: bool = True) 
     dsn, owner_dsn, cluster = database_dsns(settings, log=log)
     if apply_migrations:
         migrate(owner_dsn, log=log)
-    return Runtime(settings, Database(dsn, maxconn=settings.db_pool_max), cluster, owner_dsn)
+    db = Database(dsn, maxconn=settings.db_pool_max)
+    if apply_migrations:
+        try:
+            record_time_zone(db, settings.timezone)
+        except BaseException:
+            db.close()
+            if cluster is not None:
+                cluster.stop()
+            raise
+    return Runtime(settings, db, cluster, owner_dsn)
+
+
+def record_time_zone(db, zone: str) -> None:
+    """Record the deployment's time zone (GRIDGOV_TIMEZONE) where the database's day buckets read it
+    (gridgov_time_zone()); a different zone is refused once cases exist, since their days were counted in
+    the old one."""
+    row = db.fetchone("SELECT value #>> '{}' AS zone FROM app_setting WHERE key = 'time_zone'")
+    stored = row["zone"] if row else "Asia/Shanghai"
+    if row is not None and stored == zone:
+        return
+    if stored != zone and db.fetchone("SELECT EXISTS (SELECT 1 FROM case_record) AS any")["any"]:
+        raise ConfigError(f"GRIDGOV_TIMEZONE is {zone} but this database's cases were recorded in {stored}: "
+                          "set it back, or start a new database for the new zone")
+    db.execute("INSERT INTO app_setting (key, value) VALUES ('time_zone', to_jsonb(%s::text)) ON CONFLICT (key) "
+               "DO UPDATE SET value = EXCLUDED.value, updated_at = now()", (zone,))

@@ -18,6 +18,10 @@
 | GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
 | GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
 | GRIDGOV_THREADS          | threads per worker (gunicorn gthread) or waitress threads   | 4              |
+| GRIDGOV_TIMEZONE         | the city's local time zone (IANA name); recorded in the     | Asia/Shanghai  |
+|                          | database at start, refused once cases exist under another   |                |
+| GRIDGOV_CALENDAR         | working days: cn (State Council holidays) or weekends       | cn             |
+|                          | (Mon–Fri); both take `calendar import` overrides            |                |
 | GRIDGOV_READ_TIMEOUT     | seconds a client has to send a request's headers, and at    | 15             |
 |                          | most between two reads of its body (slow clients are cut)   |                |
 """
@@ -56,6 +60,8 @@ class Settings:
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
     threads: int = 4
     read_timeout: int = 15
+    timezone: str = "Asia/Shanghai"
+    calendar: str = "cn"
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -145,6 +151,8 @@ def load_settings(env: dict | None = None) -> Settings:
         workers=_int(env, "WORKERS", min(8, 2 * (os.cpu_count() or 1))),
         threads=_int(env, "THREADS", 4),
         read_timeout=_int(env, "READ_TIMEOUT", 15),
+        timezone=(env.get(PREFIX + "TIMEZONE") or "Asia/Shanghai").strip(),
+        calendar=(env.get(PREFIX + "CALENDAR") or "cn").strip().lower(),
     )
     if s.tile_crs not in ("wgs84", "gcj02"):
         raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")
@@ -155,6 +163,15 @@ def load_settings(env: dict | None = None) -> Settings:
         raise ConfigError(f"{PREFIX}SERVER must be gunicorn or waitress, got {s.server!r}")
     if not 1 <= s.workers <= 64 or not 1 <= s.threads <= 256:
         raise ConfigError(f"{PREFIX}WORKERS must be 1..64 and {PREFIX}THREADS 1..256")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(s.timezone)
+    except (ValueError, KeyError, OSError):
+        raise ConfigError(f"{PREFIX}TIMEZONE must be an IANA time zone such as Asia/Shanghai, got {s.timezone!r}") \
+            from None
+    if s.calendar not in ("cn", "weekends"):
+        raise ConfigError(f"{PREFIX}CALENDAR must be cn or weekends, got {s.calendar!r}")
     if not 1 <= s.read_timeout <= 600:
         raise ConfigError(f"{PREFIX}READ_TIMEOUT must be 1..600 seconds, got {s.read_timeout}")
     if s.db_pool_max < 1:
