@@ -285,7 +285,6 @@ def compute_deadlines(received_at: dt.datetime, channel: str, kind: str | None, 
                       complex_case: bool = False, policy: DeadlinePolicy | None = None) -> Deadlines:
     """Due instants of every milestone of the selected profile, each with its explanation."""
     cal = calendar or WorkCalendar()
-    before = len(cal.warnings)
     policy = policy or DEFAULT_DEADLINE_POLICY
     prof = profile or select_profile(channel, kind, emergency, selection_rules(policy), profiles_for(policy),
                                      complex_case=complex_case)
@@ -299,10 +298,9 @@ def compute_deadlines(received_at: dt.datetime, channel: str, kind: str | None, 
         provisional = start is None
         out[rule.milestone] = _count(rule, start or received, cal, provisional=provisional,
                                      name_label=MILESTONE_LABELS[rule.milestone])
-    dues = [m.due_at for m in out.values() if getattr(m, "due_at", None) is not None]
-    warned = cal.warnings_for(received.date(), max([received, *dues]).date()) if hasattr(cal, "warnings_for") \
-        else cal.warnings[before:]
-    return Deadlines(prof.name, prof.label, prof.source, received, out, warnings=tuple(warned))
+    last = max([received, *(m.due_at for m in out.values())])
+    return Deadlines(prof.name, prof.label, prof.source, received, out,
+                     warnings=tuple(cal.warnings_for(received.date(), last.date())))
 
 
 def extend(deadlines: Deadlines, days: int, calendar: WorkCalendar | None = None, *,

@@ -289,13 +289,7 @@ def _fuzzy(gaz: Gazetteer, p: _Parsed) -> None:
         if choices is None:
             choices = gaz.fuzzy_pool(tuple(sorted(set(scope))) if scope else (None,))
         found = process.extract(span, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=8)
-        if not found:
-            if kind in _UNKNOWN_STOPS:
-                p.unknown_places.append((kind, span))
-            else:
-                p.stray.append(span)
-            continue
-        best = found[0][1]
+        best = found[0][1] if found else 0.0
         kept = []
         for choice, score, _ in found:
             if score < best - FUZZY_MARGIN:
@@ -307,8 +301,10 @@ def _fuzzy(gaz: Gazetteer, p: _Parsed) -> None:
                                                     f"fuzzy:{int(score)}", span)))
         if not kept:
             # nothing within reach of a typo: a place we do not know, not a misspelt one
-            (p.unknown_places if kind in _UNKNOWN_STOPS else p.stray).append((kind, span) if kind in _UNKNOWN_STOPS
-                                                                            else span)
+            if kind in _UNKNOWN_STOPS:
+                p.unknown_places.append((kind, span))
+            else:
+                p.stray.append(span)
             continue
         p.hits.extend(h for _, _, h in kept)
         p.corrected.append((span, kept[0][0], kept[0][1]))

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,36 @@ def test_settings_choose_the_server():
         load_settings({"GRIDGOV_WORKERS": "0"})
 
 
-def test_gunicorn_workers_serve_and_survive_each_other():
+@contextmanager
+def _serving(**settings):
+    """`python -m gis serve` on a free port with its own embedded database; yields (url, proc, result) and
+    after the SIGINT stop fills result["db_status"] (what `db status` says) and result["returncode"]."""
     base = tempfile.mkdtemp(prefix="gridgov-serve-")
     os.chmod(base, 0o755)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRIDGOV_DATABASE_URL")}
-    env.update(GRIDGOV_DATA_DIR=f"{base}/data", GRIDGOV_PORT=str(port), GRIDGOV_WORKERS="2", GRIDGOV_THREADS="2")
+    env.update(GRIDGOV_DATA_DIR=f"{base}/data", GRIDGOV_PORT=str(port), GRIDGOV_WORKERS="2", GRIDGOV_THREADS="2",
+               **{f"GRIDGOV_{k.upper()}": str(v) for k, v in settings.items()})
     proc = subprocess.Popen([sys.executable, "-m", "gis", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    result: dict = {}
     try:
+        yield f"http://127.0.0.1:{port}", proc, result
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            result["db_status"] = subprocess.run([sys.executable, "-m", "gis", "db", "status"], cwd=ROOT, env=env,
+                                                 capture_output=True, text=True, timeout=60).stdout
+            subprocess.run(["rm", "-rf", base])
+            result["returncode"] = proc.returncode
+
+
+def test_gunicorn_workers_serve_and_survive_each_other():
+    with _serving() as (url, proc, result):
         health = _wait_health(url, proc)
         assert health["status"] == "ok"
         workers = _children(proc.pid)
@@ -79,18 +100,8 @@ def test_gunicorn_workers_serve_and_survive_each_other():
         time.sleep(1.5)
         for _ in range(10):                             # ... and the database is still there for all of them
             assert _get(url + "/api/health")["status"] == "ok"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            stop = subprocess.run([sys.executable, "-m", "gis", "db", "status"], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=60)
-            subprocess.run(["rm", "-rf", base])
-    assert proc.returncode == 0, proc.stderr.read()[-2000:]
-    assert stop.stdout.strip().endswith("stopped"), stop.stdout   # the embedded server stopped with us
+    assert result["returncode"] == 0, proc.stderr.read()[-2000:]
+    assert result["db_status"].strip().endswith("stopped"), result["db_status"]   # stopped with us
 
 
 def _stall(port: int, payload: bytes):
@@ -119,17 +130,9 @@ def test_half_sent_requests_do_not_stop_the_server(server):
     """Issue 8: 120 half-sent requests stopped the server answering and a Content-Length larger than the
     body hung a thread for ever. With a 2 s read timeout, 150 stalled clients (partial headers; a body
     shorter than announced) leave the server answering others at once, and each stalled socket is closed."""
-    base = tempfile.mkdtemp(prefix="gridgov-slow-")
-    os.chmod(base, 0o755)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRIDGOV_DATABASE_URL")}
-    env.update(GRIDGOV_DATA_DIR=f"{base}/data", GRIDGOV_PORT=str(port), GRIDGOV_WORKERS="2", GRIDGOV_THREADS="2",
-               GRIDGOV_SERVER=server, GRIDGOV_READ_TIMEOUT="2")
-    proc = subprocess.Popen([sys.executable, "-m", "gis", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
     stalled = []
-    try:
+    with _serving(server=server, read_timeout=2) as (url, proc, result):
+        port = int(url.rsplit(":", 1)[1])
         _wait_health(url, proc)
         for i in range(140):                         # headers never finished
             stalled.append(_stall(port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * i))
@@ -148,19 +151,9 @@ def test_half_sent_requests_do_not_stop_the_server(server):
             time.sleep(0.2)
         assert not open_, f"{len(open_)} of {len(stalled)} stalled connections still open after 20 s"
         assert _get(url + "/api/health")["status"] == "ok"
-    finally:
-        for s in stalled:
-            s.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            subprocess.run([sys.executable, "-m", "gis", "db", "stop"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=60)
-            subprocess.run(["rm", "-rf", base])
-    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+        for sock in stalled:
+            sock.close()
+    assert result["returncode"] == 0, proc.stderr.read()[-2000:]
 
 
 def test_read_timeout_setting_is_bounded():
