@@ -14,7 +14,8 @@ Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also
 - 按时办结率 on_time   = reply due in M, replied_at <= reply_due_at / reply due in M
 - 满意率 satisfaction = (满意 + w·基本满意) / evaluated in M (evaluated_at in M; closed_at if unset)
 - 参评满意率 participating_satisfaction = (满意 + 基本满意) / evaluated in M (the seeds' figure)
-- 一次性化解率 one_time = closed in M with returned_count == 0 and reopened_count == 0 / closed in M
+- 一次性化解率 one_time = first_petition cases (求决, the person's first 信访) closed in M with returned_count == 0
+                        and reopened_count == 0 / first_petition cases closed in M (seed 000)
 - 重办率 reopen_rate  = closed in M with reopened_count > 0 / closed in M
 - 超期未评 overdue_unevaluated (a count) = replied, evaluation window (replied_at + N days) ended in M
                         and by as_of, not evaluated by the window's end
@@ -171,7 +172,7 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
     eval_c = 0
     sat_num = Fraction(0)
     evals = {e: 0 for e in EVALUATIONS}
-    closed_c = clean = reopened = 0
+    closed_c = clean = reopened = first_c = first_clean = 0
     overdue_unevaluated = 0
     window = dt.timedelta(days=cfg.eval_window_days)
     for rec in records:
@@ -202,6 +203,9 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
             r, o = rec.get("returned_count") or 0, rec.get("reopened_count") or 0
             clean += r == 0 and o == 0
             reopened += o > 0
+            if rec.get("first_petition"):
+                first_c += 1
+                first_clean += r == 0 and o == 0
         if replied is not None:
             wend = replied + window
             if in_m(wend) and wend <= cut and (ev is None or evaluated is None or evaluated > wend):
@@ -214,11 +218,12 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
     counts = {"dispatched_due": sign_c, "signed_on_time": signed_ok, "reply_due": due_c,
               "resolved": resolved, "replied_on_time": on_time, "evaluated": eval_c,
               **{f"evaluation_{k}": v for k, v in evals.items()}, "closed": closed_c,
-              "closed_clean": clean, "reopened": reopened, "returned": ret, "forwarded": fwd}
+              "closed_clean": clean, "reopened": reopened, "returned": ret, "forwarded": fwd,
+              "first_closed": first_c, "first_clean": first_clean}
     return UnitRates(
         unit=unit, response=response, resolution=resolution, satisfaction=satisfaction,
         on_time=Rate(Fraction(on_time), due_c), return_rate=Rate(Fraction(ret), sign_c),
-        reopen_rate=Rate(Fraction(reopened), closed_c), one_time=Rate(Fraction(clean), closed_c),
+        reopen_rate=Rate(Fraction(reopened), closed_c), one_time=Rate(Fraction(first_clean), first_c),
         forwarding=Rate(Fraction(fwd), sign_c), overdue_unevaluated=overdue_unevaluated,
         composite=composite, counts=counts,
         participating_satisfaction=Rate(Fraction(evals["满意"] + evals["基本满意"]), eval_c))

@@ -35,7 +35,7 @@ UNIT_TYPE_LABELS: dict[str, str] = {
 # Fields rates.unit_rates reads, fetched for the month.
 _FIELDS = ("c.id, c.status, c.received_at, c.dispatched_at, c.sign_due_at, c.signed_at, c.reply_due_at, "
            "c.replied_at, c.evaluated_at, c.closed_at, c.evaluation, c.returned_count, c.reopened_count, "
-           "c.forwarded, c.solved")
+           "c.forwarded, c.solved, c.first_petition")
 
 # Cases that count in month [start, end): any cohort instant in the month. Merged duplicates (一稿多投)
 # are counted once, on the case they were merged into.

@@ -134,6 +134,13 @@ def load_calendar_overrides(db) -> dict:
     return {r["day"]: (r["is_workday"], r["name"]) for r in rows}
 
 
+def mark_first_petitions(cur, ids) -> None:
+    """Mark the 求决 cases among `ids` that are their reporter's first 信访: the cohort of 一次性化解率
+    (seed 000: "求决类初次信访一次性化解率"; the rule is the SQL function of migration 0072)."""
+    if ids:
+        cur.execute("SELECT mark_first_petitions(%s::bigint[], %s::text[])", (list(ids), sorted(PETITION_CHANNELS)))
+
+
 def _now() -> dt.datetime:
     return to_local(dt.datetime.now(dt.UTC))
 
@@ -528,6 +535,8 @@ class CaseService:
         row = cur.fetchone()
         prep["case_no"] = row["case_no"]
         case_id = row["id"]
+        if sub["kind"] == "求决" and sub["channel"] in PETITION_CHANNELS:
+            mark_first_petitions(cur, [case_id])
         psycopg2.extras.execute_values(
             cur, "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
                  "data) VALUES %s",

@@ -17,8 +17,8 @@ from itertools import islice
 from cases import routing as routing_mod
 from cases import workflow
 from cases.calendar import WorkCalendar
-from cases.deadlines import channel_code, compute_deadlines
-from cases.service import reporter_key
+from cases.deadlines import PETITION_CHANNELS, channel_code, compute_deadlines
+from cases.service import mark_first_petitions, reporter_key
 from gis.db import copy_rows
 
 CASE_COLUMNS = [
@@ -167,6 +167,8 @@ def load_simulated(db, sim: Simulator, cases, chunk: int = 10_000, progress=None
                        for cid, (row, _) in zip(ids, results, strict=True)))
             copy_rows(cur, "case_event", EVENT_COLUMNS,
                       ((cid, *ev) for cid, (_, evs) in zip(ids, results, strict=True) for ev in evs))
+            mark_first_petitions(cur, [cid for cid, (row, _) in zip(ids, results, strict=True)
+                                       if row["kind"] == "求决" and row["channel"] in PETITION_CHANNELS])
         total += len(results)
         if progress:
             progress(total)

@@ -35,18 +35,22 @@ def case(cid, **kw):
 # March 2026, one township. Each line says what the case contributes.
 MONTH = [
     # a: signed on time, replied on time, 满意, closed in March, clean
-    case("a", sign_due_at=at(3, 3), signed_at=at(3, 2), reply_due_at=at(3, 9), replied_at=at(3, 6),
+    case("a", first_petition=True,
+         sign_due_at=at(3, 3), signed_at=at(3, 2), reply_due_at=at(3, 9), replied_at=at(3, 6),
          evaluation="满意", evaluated_at=at(3, 7), closed_at=at(3, 7)),
     # b: signed late, replied late, 基本满意, closed in March, returned once
-    case("b", sign_due_at=at(3, 3), signed_at=at(3, 4), reply_due_at=at(3, 10), replied_at=at(3, 12),
+    case("b", first_petition=True,
+         sign_due_at=at(3, 3), signed_at=at(3, 4), reply_due_at=at(3, 10), replied_at=at(3, 12),
          evaluation="基本满意", evaluated_at=at(3, 13), closed_at=at(3, 13), returned_count=1),
     # c: signed on time, replied on time, 不满意 and reopened, closed again in March (not resolved)
-    case("c", sign_due_at=at(3, 5), signed_at=at(3, 5, 9), reply_due_at=at(3, 12), replied_at=at(3, 11),
+    case("c", first_petition=True,
+         sign_due_at=at(3, 5), signed_at=at(3, 5, 9), reply_due_at=at(3, 12), replied_at=at(3, 11),
          evaluation="不满意", evaluated_at=at(3, 14), closed_at=at(3, 20), reopened_count=1),
     # d: never signed (sign due in March), routing corrected, reply due in March, not replied
     case("d", sign_due_at=at(3, 20), forwarded=True, reply_due_at=at(3, 27)),
     # e: signed on time, replied on time, not evaluated: 超期未评 (window ends 28 Mar), closed unevaluated
-    case("e", sign_due_at=at(3, 18), signed_at=at(3, 17), reply_due_at=at(3, 25), replied_at=at(3, 21),
+    case("e", first_petition=True,
+         sign_due_at=at(3, 18), signed_at=at(3, 17), reply_due_at=at(3, 25), replied_at=at(3, 21),
          closed_at=at(3, 30)),
     # f: not dispatched (answered at intake): only in the reply cohort; solved flag False though closed;
     #    never evaluated (window ends 23 Mar): 超期未评
@@ -95,7 +99,10 @@ def test_hand_made_month():
     assert closed == {"a", "b", "c", "e", "f", "g"}
     clean = {i for i in closed if next(x for x in MONTH if x["id"] == i)["returned_count"] == 0
              and next(x for x in MONTH if x["id"] == i)["reopened_count"] == 0}
-    assert r.one_time.value == Fraction(len(clean), len(closed))
+    # 一次性化解率 counts the first 求决 petitions only (seed 000): a, b, c, e; f and g are closed but not in it
+    first = {i for i in closed if next(x for x in MONTH if x["id"] == i).get("first_petition")}
+    assert first == {"a", "b", "c", "e"}
+    assert r.one_time.value == Fraction(len(clean & first), len(first)) == Fraction(2, 4)
     assert r.reopen_rate.value == Fraction(len({"c"}), len(closed))
     assert r.return_rate.value == Fraction(len({"b"}), len(dispatched))
     assert r.forwarding.value == Fraction(len({"d"}), len(dispatched))
@@ -235,7 +242,7 @@ def test_lianyuan_shares_and_rates_on_a_synthetic_set():
     evaluated, satisfied = 1610, 1600
     month = []
     for i in range(closed):
-        month.append(case(f"l{i}", closed_at=at(8, 20), reopened_count=0 if i < clean else 1,
+        month.append(case(f"l{i}", first_petition=True, closed_at=at(8, 20), reopened_count=0 if i < clean else 1,
                           evaluation=("满意" if i < satisfied else "不满意") if i < evaluated else None,
                           evaluated_at=at(8, 19) if i < evaluated else None))
     r = unit_rates(month, 2026, 8, RateConfig(basic_weight=Fraction(1)))

@@ -39,7 +39,7 @@ def insert_case(db, case_no, grid, **kw) -> int:
     row = dict(case_no=case_no, channel="hotline_12345", kind="求决", title=f"诉求 {case_no}", status="closed",
                received_at=at(2, 27), dispatched_at=at(2, 27), grid_code=grid, generation=1,
                village_code=village, township_code=township, county_code="990101", handling_level="village",
-               handler_region=village)
+               handler_region=village, first_petition=True)   # each a first 求决: all in 一次性化解率's cohort
     row.update(kw)
     cols = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))
