@@ -83,7 +83,8 @@ def find_department(departments: list[dict], kind: str, case: dict, level: str,
 
     County-level handling uses the county's department, city-level the city's; a county without one
     falls back to the city's. A department the guard excludes (accused, or part of an accused government)
-    is never chosen.
+    is never chosen, nor one that returned the case often enough to escalate it (`returned_by`): an escalated
+    case goes to the next level's unit, not back to the one that refused it (村为主、乡镇兜底、县域止访).
     """
     order = [lv for lv in ("township", "county", "city") if level_index(lv) >= level_index(higher(level, "township"))]
     seen = []
@@ -96,6 +97,9 @@ def find_department(departments: list[dict], kind: str, case: dict, level: str,
                 continue
             if not may_touch(case, party_for_department(d)):
                 seen.append({**d, "skipped": "被举报单位，回避"})
+                continue
+            if d["code"] in (case.get("returned_by") or ()):
+                seen.append({**d, "skipped": "已多次退回，不再交其承办"})
                 continue
             return d, seen
     return None, seen
@@ -166,7 +170,10 @@ def route(case: dict, rules: list[dict], departments: list[dict], categories: di
     lead, co, alternatives = None, [], []
     for kind in kinds:
         dept, seen = find_department(departments, kind, case, level, city_code)
-        guarded += [s["code"] for s in seen if s.get("skipped")]
+        guarded += [s["code"] for s in seen if s.get("skipped") == "被举报单位，回避"]
+        for s_ in seen:
+            if s_.get("skipped") == "已多次退回，不再交其承办":
+                explanation.append(f"{s_['name']}已多次退回，不再交其承办")
         if dept is None:
             explanation.append(f"未找到{kind}部门（{LEVEL_LABELS[level]}及以上）")
             continue

@@ -827,11 +827,30 @@ class CaseService:
         t = workflow.auto_escalate(case["status"], level, returns_here, self.config.return_escalation)
         if t is None:
             return
+        case = {**case, "returned_by": self._returned_by(case_id, cur)}
         updates = self._reroute(case, self.reference(), escalation_level=t.event["to_level"])
         data = {"from_level": level, "to_level": t.event["to_level"], "auto": True}
+        if case["returned_by"]:
+            data["not_back_to"] = case["returned_by"]
         self._apply(cur, case_id, None, case["status"], "escalate", t.event["reason"], data, now, role="system",
                     updates=updates)
         self._set_deadlines(cur, case_id)
+
+    _RETURNED_BY = ("SELECT u.department_code AS code FROM case_event e JOIN app_user u ON u.id = e.actor_id "
+                    "WHERE e.case_id = %s AND e.action = 'return' AND u.department_code IS NOT NULL "
+                    "GROUP BY 1 HAVING count(*) >= %s ORDER BY 1")
+
+    def _returned_by(self, case_id: int, cur=None) -> list[str]:
+        """Departments whose handlers returned the case as often as it takes to escalate it: routing never
+        hands it back to them (seed 000: 村为主、乡镇兜底、县域止访 — the next level's unit takes it). `cur`
+        reads inside the transaction that is writing the returns."""
+        args = (case_id, self.config.return_escalation)
+        if cur is not None:
+            cur.execute(self._RETURNED_BY, args)
+            rows = cur.fetchall()
+        else:
+            rows = self.db.fetchall(self._RETURNED_BY, args)
+        return [r["code"] for r in rows]
 
     def _reroute(self, case: dict, ref: dict, escalation_level: str | None = None, override: dict | None = None,
                  user: User | None = None, review: bool = False):
@@ -842,6 +861,8 @@ class CaseService:
         resolved and added (never removed)."""
         override = override or {}
         c = dict(case)
+        if case.get("id") and "returned_by" not in c:
+            c["returned_by"] = self._returned_by(case["id"])
         extra = {}
         if review:
             adds = {}

@@ -234,6 +234,27 @@ def test_returns_escalate_automatically(svc, users):
     assert esc and esc[-1]["actor_role"] == "system" and esc[-1]["data"]["to_level"] == "township"
 
 
+def test_a_department_that_returned_twice_is_not_handed_the_escalated_case(svc, users):
+    """Seed 000 (村为主、乡镇兜底、县域止访): the next level takes a case its first handler refused. The county's
+    住建局 returned it twice; the escalation must not make that same bureau lead again (it stayed lead through
+    three levels)."""
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    assert c["lead_department"] == "990101-ZJ"
+    c = svc.act(users["zj"], c["id"], "return", reason="不属于本局职责", now=T0)
+    c = svc.act(users["dispatcher"], c["id"], "dispatch", now=T0)
+    assert c["lead_department"] == "990101-ZJ"                 # one return: still theirs
+    svc.act(users["zj"], c["id"], "return", reason="仍不属于本局职责", now=T0)   # the case leaves its view
+    c = svc.get(users["dispatcher"], c["id"])
+    assert c["returned_count"] == 2 and c["handling_level"] == "township"
+    assert c["lead_department"] == "990100-ZJ"                 # the city's bureau, not the one that refused
+    assert any("已多次退回" in line for line in c["routing"]["explanation"])
+    esc = [e for e in c["events"] if e["action"] == "escalate"][-1]
+    assert esc["data"]["not_back_to"] == ["990101-ZJ"]
+    c = svc.act(users["dispatcher"], c["id"], "correct_routing", reason="重新研判", data={"category_code": "CJ01"},
+                now=T0)                                         # a later re-route remembers who refused it
+    assert c["lead_department"] == "990100-ZJ"
+
+
 def test_manual_escalation_and_correction_counted(svc, users):
     c = svc.intake(submission(), users["dispatcher"], now=T0)
     c = svc.act(users["officer1"], c["id"], "sign", now=T0)
