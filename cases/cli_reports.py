@@ -30,6 +30,7 @@ def register(sub, runtime, parse_month) -> None:
 
         from cases.notify import LogNotifier
         from cases.scheduler import run_reminders
+        from cases.service import CaseService
 
         if args.now and args.every:
             raise BadInput("--now and --every exclude each other")
@@ -37,8 +38,9 @@ def register(sub, runtime, parse_month) -> None:
         try:
             while True:
                 now = _parse_now(args.now) if args.now else _now()
-                print(json.dumps(run_reminders(rt.db, now, LogNotifier()), ensure_ascii=False, default=str),
-                      flush=True)
+                summary = run_reminders(rt.db, now, LogNotifier())
+                summary["escalated_overdue"] = len(CaseService(rt.db).escalate_overdue(now))
+                print(json.dumps(summary, ensure_ascii=False, default=str), flush=True)
                 if not args.every:
                     break
                 time.sleep(args.every)  # a worker: Ctrl-C / SIGTERM stops it between runs

@@ -102,7 +102,9 @@ class DeadlinePolicy:
       rest days unless the city says so);
     - emergency_met_by: "reply" — the 3-hour limit is met by the handler's 处置反馈 (seed 004: "3小时处置完毕
       报告反馈"), "close" would wait for the citizen;
-    - remind_every / supervise_every: 一天一催、三天一督 counted from the day of 交办 (seed 003).
+    - remind_every / supervise_every: 一天一催、三天一督 counted from the day of 交办 (seed 003);
+    - escalate_overdue_to: a signed case whose reply is overdue goes up one level at a time — village →
+      township → county — and stops at this level ("" = never by itself): 村为主、乡镇兜底、县域止访 (seed 000).
     """
 
     simple_petition_channels: frozenset[str] = frozenset({"online_petition", "letter", "visit"})
@@ -111,6 +113,7 @@ class DeadlinePolicy:
     emergency_met_by: str = "reply"
     remind_every: int = 1
     supervise_every: int = 3
+    escalate_overdue_to: str = "county"
 
 
 DEFAULT_DEADLINE_POLICY = DeadlinePolicy()

@@ -99,7 +99,7 @@ def save_rate_policy(db, value: dict) -> RatePolicy:
 
 DEADLINE_KEY = "deadline_policy"
 _DEADLINE_KEYS = ("simple_petition_channels", "mailbox_days", "mailbox_roll", "emergency_met_by", "remind_every",
-                  "supervise_every")
+                  "supervise_every", "escalate_overdue_to")
 
 
 def deadline_policy_dict(p: DeadlinePolicy) -> dict:
@@ -137,6 +137,11 @@ def parse_deadline_policy(value: dict) -> DeadlinePolicy:
         if value["emergency_met_by"] not in ("reply", "close"):
             raise BadInput("emergency_met_by must be reply (处置反馈) or close (办结)", field="emergency_met_by")
         p = replace(p, emergency_met_by=value["emergency_met_by"])
+    if "escalate_overdue_to" in value:
+        if value["escalate_overdue_to"] not in ("", "township", "county", "city"):
+            raise BadInput("escalate_overdue_to must be township, county, city or \"\" (never)",
+                           field="escalate_overdue_to")
+        p = replace(p, escalate_overdue_to=value["escalate_overdue_to"])
     return p
 
 

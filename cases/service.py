@@ -814,6 +814,40 @@ class CaseService:
                       "mark_complex"):
             self._set_deadlines(cur, case_id)
 
+    def escalate_overdue(self, now: dt.datetime, limit: int = 1000) -> list[int]:
+        """村为主、乡镇兜底、县域止访 (seed 000): a signed case whose reply is overdue goes up one level — village →
+        township → county — as `system`, with new deadlines from the escalation, and stops at the policy's
+        `escalate_overdue_to` (county). Run by the scheduler; returns the ids escalated (at most `limit`)."""
+        stop = self.deadline_policy.escalate_overdue_to
+        if not stop:
+            return []
+        below = [lv for lv in ("grid", *workflow.LEVELS)
+                 if routing_mod.level_index(lv) < routing_mod.level_index(stop)]
+        find = ("SELECT id FROM case_record WHERE status IN ('signed', 'handling') AND replied_at IS NULL "
+                "AND coalesce(reply_due_at, handle_due_at) < %(now)s AND handling_level = ANY(%(below)s)")
+        done = []
+        for row in self.db.fetchall(find + " ORDER BY coalesce(reply_due_at, handle_due_at), id LIMIT %(lim)s",
+                                    {"now": now, "below": below, "lim": limit}):
+            with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(find + " AND id = %(id)s FOR UPDATE", {"now": now, "below": below, "id": row["id"]})
+                if cur.fetchone() is None:            # answered or moved meanwhile
+                    continue
+                cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (row["id"],))
+                case = cur.fetchone()
+                level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
+                target = workflow.next_level(level)
+                due = case["reply_due_at"] or case["handle_due_at"]
+                reason = (f"超期未答复（应于 {to_local(due):%Y-%m-%d %H:%M} 前），"
+                          f"自动升级至{routing_mod.LEVEL_LABELS[target]}")
+                case = {**case, "returned_by": self._returned_by(case["id"], cur)}
+                updates = self._reroute(case, self.reference(), escalation_level=target)
+                self._apply(cur, case["id"], None, case["status"], "escalate", reason,
+                            {"from_level": level, "to_level": target, "auto": True, "overdue": True}, now,
+                            role="system", updates=updates)
+                self._set_deadlines(cur, case["id"])
+            done.append(row["id"])
+        return done
+
     def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:
         """Escalate as `system` when the case was returned often enough at its current level."""
         cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))

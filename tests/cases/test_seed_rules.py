@@ -60,6 +60,10 @@ def test_city_can_keep_the_old_regime():
         parse_deadline_policy({"simple_petition_channels": ["hotline_12345"]})
     with pytest.raises(BadInput):
         parse_deadline_policy({"emergency_met_by": "never"})
+    assert parse_deadline_policy({}).escalate_overdue_to == "county"          # 县域止访
+    assert parse_deadline_policy({"escalate_overdue_to": ""}).escalate_overdue_to == ""
+    with pytest.raises(BadInput, match="escalate_overdue_to"):
+        parse_deadline_policy({"escalate_overdue_to": "province"})
 
 
 # -- seed 003: 书记信箱 10 天, 一天一催、三天一督 -------------------------------------------------------------

@@ -255,6 +255,38 @@ def test_a_department_that_returned_twice_is_not_handed_the_escalated_case(svc, 
     assert c["lead_department"] == "990100-ZJ"
 
 
+def test_overdue_cases_go_up_one_level_at_a_time_and_stop_at_the_county(svc, users, db):
+    """Seed 000: "村为主、乡镇兜底、县域止访" — a village case left unanswered past its reply deadline goes to the
+    township, the township's to the county, and there it stops (the city takes it only by hand). Before,
+    only returns escalated; an overdue case stayed where it was."""
+    from cases.policy import save_deadline_policy
+
+    c = svc.intake(submission(), users["dispatcher"], now=T0)
+    c = svc.act(users["zj"], c["id"], "sign", now=T0)
+    unsigned = svc.intake(submission(title="未签收", reporter_phone="13900000000"), users["dispatcher"], now=T0)
+    assert svc.escalate_overdue(T0 + dt.timedelta(days=1)) == []          # not overdue yet
+    later = T0 + dt.timedelta(days=30)
+    assert svc.escalate_overdue(later) == [c["id"]]                       # the unsigned one waits for 催办
+    c = svc.get(users["dispatcher"], c["id"])
+    assert c["handling_level"] == "township" and c["status"] == "dispatched"
+    esc = [e for e in c["events"] if e["action"] == "escalate"][-1]
+    assert esc["actor_role"] == "system" and esc["data"]["overdue"] is True and "超期未答复" in esc["reason"]
+    assert c["reply_due_at"] > later.isoformat()                          # new deadlines from the escalation
+    assert unsigned["id"] not in svc.escalate_overdue(later)
+    signer = users["zj"] if c["lead_department"] == "990101-ZJ" else users["township"]
+    c = svc.act(signer, c["id"], "sign", now=later)
+    even_later = later + dt.timedelta(days=30)
+    assert svc.escalate_overdue(even_later) == [c["id"]]
+    c = svc.get(users["dispatcher"], c["id"])
+    assert c["handling_level"] == "county"
+    c = svc.act(users["zj"] if c["lead_department"] == "990101-ZJ" else users["county"], c["id"], "sign",
+                now=even_later)
+    assert svc.escalate_overdue(even_later + dt.timedelta(days=60)) == []  # 县域止访: stops at the county
+    save_deadline_policy(db, {"escalate_overdue_to": ""})
+    svc.invalidate()
+    assert svc.escalate_overdue(even_later + dt.timedelta(days=90)) == []
+
+
 def test_manual_escalation_and_correction_counted(svc, users):
     c = svc.intake(submission(), users["dispatcher"], now=T0)
     c = svc.act(users["officer1"], c["id"], "sign", now=T0)
