@@ -994,7 +994,7 @@ class CaseService:
         if master == case["id"]:
             raise BadInput("merge needs master_id of another case", field="master_id")
         scope, params = case_scope(user)
-        cur.execute(f"SELECT id, status FROM case_record c WHERE c.id = %(mid)s AND {scope}",
+        cur.execute(f"SELECT id, status, case_no, received_at FROM case_record c WHERE c.id = %(mid)s AND {scope}",
                     {**params, "mid": master})
         row = cur.fetchone()
         if row is None:
@@ -1007,13 +1007,18 @@ class CaseService:
         family = cur.fetchall()
         units = list(dict.fromkeys(x for m in family for x in m["accused_units"] or []))
         persons = list(dict.fromkeys(x for m in family for x in m["accused_persons"] or []))
-        if not units and not persons:
-            return
         depts = self.reference()["dept_by_code"]
         for m in family:
-            if guard_mod.blocked_handlers({**m, "accused_units": units, "accused_persons": persons}, depts):
+            if (units or persons) and guard_mod.blocked_handlers(
+                    {**m, "accused_units": units, "accused_persons": persons}, depts):
                 raise Conflict("举报件不得与被举报单位或人员承办的案件合并（回避）：合并后统一答复会让被举报方看到",
                                field="master_id")
+        if (row["received_at"], row["id"]) > (case["received_at"], case["id"]):
+            # 一稿多投 (seed 003): "谁先收到谁负责办理" — the earliest received case is the master
+            raise Unprocessable(f"一稿多投由最先收到的件负责办理：{case['case_no']} 先于 {row['case_no']} 收到，"
+                                f"应将 {row['case_no']} 并入 {case['case_no']}", field="master_id")
+        if not units and not persons:
+            return
         cur.execute("UPDATE case_record SET accused_units = %s, accused_persons = %s, guard_review = guard_review "
                     "OR %s WHERE id = ANY(%s)", (units, persons, any(m["guard_review"] for m in family),
                                                  [m["id"] for m in family]))

@@ -287,6 +287,20 @@ def test_overdue_cases_go_up_one_level_at_a_time_and_stop_at_the_county(svc, use
     assert svc.escalate_overdue(even_later + dt.timedelta(days=90)) == []
 
 
+def test_one_letter_many_addressees_the_first_received_is_the_master(svc, users):
+    """Seed 003 (一稿多投): "谁先收到谁负责办理" — a merge keeps the earliest received case as the master."""
+    first = svc.intake(submission(title="同一封信（先到）"), users["dispatcher"], now=T0)
+    second = svc.intake(submission(title="同一封信（后到）", reporter_phone="13812345679"), users["dispatcher"],
+                        now=T0 + dt.timedelta(hours=2))
+    from gis.errors import Unprocessable
+
+    with pytest.raises(Unprocessable, match="最先收到") as e:
+        svc.act(users["dispatcher"], first["id"], "merge", data={"master_id": second["id"]}, now=T0)
+    assert e.value.field == "master_id" and first["case_no"] in e.value.message
+    merged = svc.act(users["dispatcher"], second["id"], "merge", data={"master_id": first["id"]}, now=T0)
+    assert merged["status"] == "merged" and merged["merged_into"] == first["id"]
+
+
 def test_manual_escalation_and_correction_counted(svc, users):
     c = svc.intake(submission(), users["dispatcher"], now=T0)
     c = svc.act(users["officer1"], c["id"], "sign", now=T0)
