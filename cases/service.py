@@ -79,6 +79,30 @@ def reporter_key(phone: str | None, id_no: str | None) -> str | None:
     return hashlib.sha256(("gridgov-reporter:" + raw).encode()).hexdigest()[:24]
 
 
+def reporter_identities(phone: str | None, id_no: str | None) -> list[str]:
+    """The hashed identities a case gives its reporter by: the ID number, the phone (ID first)."""
+    return [k for k in (reporter_key(None, id_no), reporter_key(phone, None)) if k]
+
+
+def link_reporter(cur, phone: str | None, id_no: str | None) -> str | None:
+    """The person key of a reporter: one person is one person across channels (重复信访, issue 9).
+
+    Identities already known lend their person's key; a case naming identities of two known persons joins
+    them (the smaller key survives, the other's cases are rewritten); unknown identities join the person."""
+    idents = reporter_identities(phone, id_no)
+    if not idents:
+        return None
+    cur.execute("SELECT DISTINCT person_key FROM reporter_identity WHERE ident = ANY(%s) ORDER BY 1", (idents,))
+    keys = [r["person_key"] if isinstance(r, dict) else r[0] for r in cur.fetchall()]
+    key = keys[0] if keys else idents[0]
+    cur.execute("INSERT INTO reporter_identity (ident, person_key) SELECT unnest(%s::text[]), %s "
+                "ON CONFLICT (ident) DO NOTHING", (idents, key))
+    if len(keys) > 1:
+        cur.execute("UPDATE reporter_identity SET person_key = %s WHERE person_key = ANY(%s)", (key, keys[1:]))
+        cur.execute("UPDATE case_record SET reporter_key = %s WHERE reporter_key = ANY(%s)", (key, keys[1:]))
+    return key
+
+
 def text_field(sub: dict, name: str, required: bool = False, max_len: int = 2000) -> str | None:
     """A text field of a submission, stripped; None when absent; BadInput for any other type or NUL."""
     v = sub.get(name)
@@ -487,7 +511,7 @@ class CaseService:
                 events.append((actor.role, t.event["kind"], state, t.new_state, None, data))
                 state = t.new_state
                 stamps[stamp] = received
-        rkey = None if sub["anonymous"] else reporter_key(sub.get("reporter_phone"), sub.get("reporter_id_no"))
+        rkey = None if sub["anonymous"] else link_reporter(cur, sub.get("reporter_phone"), sub.get("reporter_id_no"))
         dl = compute_deadlines(received, sub["channel"], sub["kind"], bool(sub.get("emergency")), self.calendar,
                                accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"],
                                policy=self.deadline_policy)

@@ -18,7 +18,7 @@ from cases import routing as routing_mod
 from cases import workflow
 from cases.calendar import WorkCalendar
 from cases.deadlines import PETITION_CHANNELS, channel_code, compute_deadlines
-from cases.service import mark_first_petitions, reporter_key
+from cases.service import mark_first_petitions, reporter_identities, reporter_key
 from gis.db import copy_rows
 
 CASE_COLUMNS = [
@@ -167,6 +167,11 @@ def load_simulated(db, sim: Simulator, cases, chunk: int = 10_000, progress=None
                        for cid, (row, _) in zip(ids, results, strict=True)))
             copy_rows(cur, "case_event", EVENT_COLUMNS,
                       ((cid, *ev) for cid, (_, evs) in zip(ids, results, strict=True) for ev in evs))
+            # the reporters' identities, so later intake recognises them (one person across channels)
+            idents = {i: row["reporter_key"] for row, _ in results if row.get("reporter_key")
+                      for i in reporter_identities(row.get("reporter_phone"), row.get("reporter_id_no"))}
+            cur.execute("INSERT INTO reporter_identity (ident, person_key) SELECT * FROM unnest(%s::text[], "
+                        "%s::text[]) ON CONFLICT (ident) DO NOTHING", (list(idents), list(idents.values())))
             mark_first_petitions(cur, [cid for cid, (row, _) in zip(ids, results, strict=True)
                                        if row["kind"] == "求决" and row["channel"] in PETITION_CHANNELS])
         total += len(results)
