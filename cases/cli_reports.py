@@ -39,7 +39,9 @@ def register(sub, runtime, parse_month) -> None:
             while True:
                 now = _parse_now(args.now) if args.now else _now()
                 summary = run_reminders(rt.db, now, LogNotifier())
-                summary["escalated_overdue"] = len(CaseService(rt.db).escalate_overdue(now))
+                svc = CaseService(rt.db)
+                summary["escalated_overdue"] = len(svc.escalate_overdue(now))
+                summary["closed_unevaluated"] = len(svc.close_unevaluated(now))
                 print(json.dumps(summary, ensure_ascii=False, default=str), flush=True)
                 if not args.every:
                     break

@@ -12,13 +12,14 @@ Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also
 - 解决率 resolution   = reply due in M and resolved by as_of / reply due in M, where resolved means
                         closed_at <= as_of and (solved is True, or solved is unset and evaluation is not 不满意)
 - 按时办结率 on_time   = reply due in M, replied_at <= reply_due_at / reply due in M
-- 满意率 satisfaction = (满意 + w·基本满意) / evaluated in M (evaluated_at in M; closed_at if unset)
+- 满意率 satisfaction = (满意 + w·基本满意) / (evaluated in M (evaluated_at in M; closed_at if unset)
+                        + 超期未评 in M) — seed 002: "满意率较低。主要是网信超期未评件较多"
 - 参评满意率 participating_satisfaction = (满意 + 基本满意) / evaluated in M (the seeds' figure)
 - 一次性化解率 one_time = first_petition cases (求决, the person's first 信访) closed in M with returned_count == 0
                         and reopened_count == 0 / first_petition cases closed in M (seed 000)
 - 重办率 reopen_rate  = closed in M with reopened_count > 0 / closed in M
-- 超期未评 overdue_unevaluated (a count) = replied, evaluation window (replied_at + N days) ended in M
-                        and by as_of, not evaluated by the window's end
+- 超期未评 overdue_unevaluated (a count) = replied, evaluation window (eval_due_at, else replied_at + N days)
+                        ended in M and by as_of, and not evaluated by as_of (the month's end)
 - composite = Σ wᵢ·rateᵢ / Σ wᵢ over (响应率, 解决率, 满意率), ×100 for a score
 """
 
@@ -207,13 +208,13 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
                 first_c += 1
                 first_clean += r == 0 and o == 0
         if replied is not None:
-            wend = replied + window
-            if in_m(wend) and wend <= cut and (ev is None or evaluated is None or evaluated > wend):
+            wend = _t(rec, "eval_due_at") or replied + window
+            if in_m(wend) and wend <= cut and (ev is None or evaluated is None or evaluated >= cut):
                 overdue_unevaluated += 1
 
     response = Rate(Fraction(signed_ok), sign_c)
     resolution = Rate(Fraction(resolved), due_c)
-    satisfaction = Rate(sat_num, eval_c)
+    satisfaction = Rate(sat_num, eval_c + overdue_unevaluated)
     composite = composite_score((response.value, resolution.value, satisfaction.value), cfg)
     counts = {"dispatched_due": sign_c, "signed_on_time": signed_ok, "reply_due": due_c,
               "resolved": resolved, "replied_on_time": on_time, "evaluated": eval_c,

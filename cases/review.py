@@ -23,7 +23,7 @@ from gis.errors import BadInput, Forbidden, NotFound
 REVIEW_ROLES = ("admin", "city_center", "county_center", "township_center", "village_center")
 COUNTS = ("received", "sign_cohort", "signed_ok", "returned", "forwarded", "reply_cohort", "resolved",
           "replied_on_time", "evaluated", "eval_sat", "eval_basic", "eval_unsat", "closed", "closed_clean",
-          "reopened", "first_closed", "first_clean")
+          "reopened", "first_closed", "first_clean", "unevaluated")
 MAX_DAYS = 400
 MAX_POINTS = 20_000
 
@@ -91,14 +91,14 @@ def rates_of(counts: dict, config: RateConfig, unit=None) -> UnitRates:
     c = {k: counts.get(k, 0) or 0 for k in COUNTS}
     response = Rate(Fraction(c["signed_ok"]), c["sign_cohort"])
     resolution = Rate(Fraction(c["resolved"]), c["reply_cohort"])
-    satisfaction = Rate(c["eval_sat"] + config.basic_weight * c["eval_basic"], c["evaluated"])
+    satisfaction = Rate(c["eval_sat"] + config.basic_weight * c["eval_basic"], c["evaluated"] + c["unevaluated"])
     return UnitRates(
         unit=unit, response=response, resolution=resolution, satisfaction=satisfaction,
         on_time=Rate(Fraction(c["replied_on_time"]), c["reply_cohort"]),
         return_rate=Rate(Fraction(c["returned"]), c["sign_cohort"]),
         reopen_rate=Rate(Fraction(c["reopened"]), c["closed"]),
         one_time=Rate(Fraction(c["first_clean"]), c["first_closed"]),
-        forwarding=Rate(Fraction(c["forwarded"]), c["sign_cohort"]), overdue_unevaluated=0,
+        forwarding=Rate(Fraction(c["forwarded"]), c["sign_cohort"]), overdue_unevaluated=c["unevaluated"],
         composite=composite_score((response.value, resolution.value, satisfaction.value), config),
         counts=c, participating_satisfaction=Rate(Fraction(c["eval_sat"] + c["eval_basic"]), c["evaluated"]))
 

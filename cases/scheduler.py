@@ -175,6 +175,40 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
     return summary
 
 
+REVISIT_BEFORE = dt.timedelta(days=2)   # 回访 this long before the evaluation window ends
+
+
+def revisit(db, now: dt.datetime, *, batch_size: int = 5000) -> int:
+    """回访: a replied case whose evaluation window ends within REVISIT_BEFORE gets one reminder to whoever
+    handled it to call the citizen back for the evaluation (超期未评 counts against 满意率, seed 002); the
+    guard picks the recipient as for 催办. Idempotent (one per case and window); returns the notices recorded."""
+    now = to_local(now)
+    party_of = recipient_parties(db)
+    params = {"now": now, "soon": now + REVISIT_BEFORE, "after": 0, "limit": batch_size}
+    recorded = 0
+    while True:
+        with db.cursor(dict_rows=False) as cur:
+            cur.execute(f"SELECT {_SCAN_FIELDS}, c.eval_due_at FROM case_record c WHERE c.status = 'replied' "
+                        "AND c.eval_due_at > %(now)s AND c.eval_due_at <= %(soon)s AND c.id > %(after)s "
+                        "ORDER BY c.id LIMIT %(limit)s", params)
+            names = [d[0] for d in cur.description]
+            cases = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            if not cases:
+                break
+            params["after"] = cases[-1]["id"]
+            rows = [(c["id"], "revisit", remind_recipient(c, party_of) or "unassigned",
+                     f"回访提醒：案件 {c['case_no']} 已答复，评价期至 {to_local(c['eval_due_at']):%Y-%m-%d %H:%M} 止，"
+                     "请回访群众并请其评价", f"revisit:{c['id']}:{c['eval_due_at'].isoformat()}") for c in cases]
+            cur.execute("INSERT INTO notification (case_id, kind, recipient, message, dedupe_key, created_at) "
+                        "SELECT u.*, %s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                        "AS u ON CONFLICT (dedupe_key) DO NOTHING",
+                        (now, *(list(col) for col in zip(*rows, strict=True))))
+            recorded += cur.rowcount
+        if len(cases) < batch_size:
+            break
+    return recorded
+
+
 def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000) -> dict:
     """Phase 2: hand every unsent notification to the notifier and stamp sent_at; failures stay unsent."""
     now = to_local(now)
@@ -231,6 +265,7 @@ def run_reminders(db, now: dt.datetime, notifier: Notifier, policy: ReminderPoli
         raise BadInput("batch_size must be positive", field="batch_size")
     t0 = time.monotonic()
     summary = scan(db, now, policy or _stored_policy(db), batch_size=batch_size)
+    summary["revisit"] = revisit(db, now, batch_size=batch_size)
     summary.update(deliver(db, notifier, now))
     summary["seconds"] = round(time.monotonic() - t0, 3)
     summary["now"] = to_local(now).isoformat()

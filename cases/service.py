@@ -40,7 +40,7 @@ CASE_COLUMNS = (
     "lead_department, co_departments, officer_code, routing, geocode, near_boundary, needs_pin, returned_count, "
     "reopened_count, forwarded, solved, complex, complex_reason, "
     "merged_into, accused_units, accused_persons, updated_at, reporter_key, "
-    "accused_mentions, guard_floor, guard_review"
+    "accused_mentions, guard_floor, guard_review, eval_due_at"
 )
 # Submission fields whose content a replayed submission_key must repeat exactly (else 409).
 FINGERPRINT_FIELDS = ("channel", "kind", "title", "content", "category_code", "anonymous", "emergency",
@@ -652,13 +652,18 @@ class CaseService:
             sets.append("returned_count = returned_count + 1")
         if action == "reopen":
             sets += ["reopened_count = reopened_count + 1", "replied_at = NULL", "evaluated_at = NULL",
-                     "evaluation = NULL", "closed_at = NULL", "solved = NULL"]
+                     "evaluation = NULL", "closed_at = NULL", "solved = NULL", "eval_due_at = NULL"]
         if action == "correct_routing":
             sets.append("forwarded = true")
         if action == "reply":
             # The handler may say whether it was solved; no default: "是否得到了解决，最终还是要群众来检验" (seed 001).
             sets.append("solved = %(solved)s")
             params["solved"] = data.get("solved")
+            # the citizen's evaluation window (超期未评 after it counts against 满意率, seed 002)
+            from cases.policy import load_rate_policy
+
+            sets.append("eval_due_at = %(at)s + make_interval(days => %(window)s)")
+            params["window"] = load_rate_policy(self.db).config.eval_window_days
         if action == "evaluate":
             ev = data.get("evaluation")
             if ev not in ("满意", "基本满意", "不满意"):
@@ -838,6 +843,20 @@ class CaseService:
                       "mark_complex"):
             self._set_deadlines(cur, case_id)
 
+    def _sweep(self, find: str, params: dict, order: str, limit: int, step) -> list[int]:
+        """The scheduler's system actions: each case `find` selects (a `SELECT id FROM case_record WHERE …`) is
+        locked, checked again and handed to `step(cur, case)` in its own transaction; returns the ids done."""
+        done = []
+        for row in self.db.fetchall(f"{find} ORDER BY {order} LIMIT %(lim)s", {**params, "lim": limit}):
+            with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(f"{find} AND id = %(id)s FOR UPDATE", {**params, "id": row["id"]})
+                if cur.fetchone() is None:            # answered or moved meanwhile
+                    continue
+                cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (row["id"],))
+                step(cur, cur.fetchone())
+            done.append(row["id"])
+        return done
+
     def escalate_overdue(self, now: dt.datetime, limit: int = 1000) -> list[int]:
         """村为主、乡镇兜底、县域止访 (seed 000): a signed case whose reply is overdue goes up one level — village →
         township → county — as `system`, with new deadlines from the escalation, and stops at the policy's
@@ -847,30 +866,34 @@ class CaseService:
             return []
         below = [lv for lv in ("grid", *workflow.LEVELS)
                  if routing_mod.level_index(lv) < routing_mod.level_index(stop)]
-        find = ("SELECT id FROM case_record WHERE status IN ('signed', 'handling') AND replied_at IS NULL "
-                "AND coalesce(reply_due_at, handle_due_at) < %(now)s AND handling_level = ANY(%(below)s)")
-        done = []
-        for row in self.db.fetchall(find + " ORDER BY coalesce(reply_due_at, handle_due_at), id LIMIT %(lim)s",
-                                    {"now": now, "below": below, "lim": limit}):
-            with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(find + " AND id = %(id)s FOR UPDATE", {"now": now, "below": below, "id": row["id"]})
-                if cur.fetchone() is None:            # answered or moved meanwhile
-                    continue
-                cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (row["id"],))
-                case = cur.fetchone()
-                level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
-                target = workflow.next_level(level)
-                due = case["reply_due_at"] or case["handle_due_at"]
-                reason = (f"超期未答复（应于 {to_local(due):%Y-%m-%d %H:%M} 前），"
-                          f"自动升级至{routing_mod.LEVEL_LABELS[target]}")
-                case = {**case, "returned_by": self._returned_by(case["id"], cur)}
-                updates = self._reroute(case, self.reference(), escalation_level=target)
-                self._apply(cur, case["id"], None, case["status"], "escalate", reason,
-                            {"from_level": level, "to_level": target, "auto": True, "overdue": True}, now,
-                            role="system", updates=updates)
-                self._set_deadlines(cur, case["id"])
-            done.append(row["id"])
-        return done
+
+        def step(cur, case):
+            level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
+            target = workflow.next_level(level)
+            due = case["reply_due_at"] or case["handle_due_at"]
+            reason = (f"超期未答复（应于 {to_local(due):%Y-%m-%d %H:%M} 前），"
+                      f"自动升级至{routing_mod.LEVEL_LABELS[target]}")
+            case = {**case, "returned_by": self._returned_by(case["id"], cur)}
+            updates = self._reroute(case, self.reference(), escalation_level=target)
+            self._apply(cur, case["id"], None, case["status"], "escalate", reason,
+                        {"from_level": level, "to_level": target, "auto": True, "overdue": True}, now,
+                        role="system", updates=updates)
+            self._set_deadlines(cur, case["id"])
+
+        return self._sweep("SELECT id FROM case_record WHERE status IN ('signed', 'handling') AND replied_at IS NULL "
+                           "AND coalesce(reply_due_at, handle_due_at) < %(now)s AND handling_level = ANY(%(below)s)",
+                           {"now": now, "below": below}, "coalesce(reply_due_at, handle_due_at), id", limit, step)
+
+    def close_unevaluated(self, now: dt.datetime, limit: int = 5000) -> list[int]:
+        """评价期满未评价: a replied case whose evaluation window (eval_due_at) has ended is closed by `system`,
+        unevaluated — it counts as 超期未评 against 满意率 (seed 002). Run by the scheduler."""
+        def step(cur, case):
+            self._apply(cur, case["id"], None, "replied", "close",
+                        f"评价期满（{to_local(case['eval_due_at']):%Y-%m-%d %H:%M}）未评价，按超期未评办结",
+                        {"unevaluated": True}, now, role="system")
+
+        return self._sweep("SELECT id FROM case_record WHERE status = 'replied' AND eval_due_at < %(now)s",
+                           {"now": now}, "eval_due_at, id", limit, step)
 
     def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:
         """Escalate as `system` when the case was returned often enough at its current level."""

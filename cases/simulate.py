@@ -28,7 +28,7 @@ CASE_COLUMNS = [
     "received_at", "accepted_at", "dispatched_at", "signed_at", "replied_at", "evaluated_at", "closed_at",
     "sign_due_at", "reply_due_at", "accept_due_at", "handle_due_at", "deadline_profile", "evaluation",
     "handling_level", "handler_region", "lead_department", "co_departments", "officer_code", "routing",
-    "returned_count", "reopened_count", "forwarded", "solved", "updated_at",
+    "returned_count", "reopened_count", "forwarded", "solved", "updated_at", "eval_due_at",
 ]
 EVENT_COLUMNS = ["case_id", "at", "actor_role", "action", "from_state", "to_state", "reason", "data"]
 
@@ -42,8 +42,10 @@ def _u(case_no: str, salt: str) -> float:
 class Simulator:
     """Holds the city's reference data; `run(case)` returns (case row, events)."""
 
-    def __init__(self, ref: dict, officers: dict[str, str], generation: int, calendar: WorkCalendar | None = None):
+    def __init__(self, ref: dict, officers: dict[str, str], generation: int, calendar: WorkCalendar | None = None,
+                 eval_window_days: int = 7):
         self.ref = ref
+        self.eval_window_days = eval_window_days  # the rate policy's window: a replied case's eval_due_at
         self.officers = officers
         self.generation = generation
         self.calendar = calendar or WorkCalendar()
@@ -60,7 +62,9 @@ class Simulator:
         officers = {r["grid_code"]: r["code"] for r in db.fetchall(
             "SELECT DISTINCT ON (s.grid_code) s.grid_code, s.code FROM staff s JOIN staff_role r ON r.role = s.role "
             "WHERE r.is_officer AND s.active ORDER BY s.grid_code, s.code")}
-        return cls(ref, officers, gen, calendar)
+        from cases.policy import load_rate_policy
+
+        return cls(ref, officers, gen, calendar, load_rate_policy(db).config.eval_window_days)
 
     def _route(self, case: dict, escalation_level: str | None = None) -> routing_mod.RoutingDecision:
         key = (case.get("grid_code"), case.get("category_code"), case["kind"], case["channel"], escalation_level)
@@ -146,6 +150,8 @@ class Simulator:
             "returned_count": returned, "reopened_count": reopened, "forwarded": forwarded,
             "solved": None if not case.get("replied_at") else case.get("evaluation") != "不满意",
             "updated_at": max(e[0] for e in events),
+            "eval_due_at": case["replied_at"] + dt.timedelta(days=self.eval_window_days)
+            if case.get("replied_at") else None,
         }
         return row, events
 

@@ -104,7 +104,8 @@ def test_monthly_rates_match_an_independent_count_from_events(demo):
         " EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id AND e.action = 'dispatch') dispatched, "
         " (SELECT data->>'evaluation' FROM case_event e WHERE e.case_id = c.id AND e.action = 'evaluate' "
         "  ORDER BY id DESC LIMIT 1) evaluation, "
-        " (SELECT max(at) FROM case_event e WHERE e.case_id = c.id AND e.action = 'evaluate') evaluated_at "
+        " (SELECT max(at) FROM case_event e WHERE e.case_id = c.id AND e.action = 'evaluate') evaluated_at, "
+        " (SELECT max(at) FROM case_event e WHERE e.case_id = c.id AND e.action = 'reply') replied_at "
         "FROM case_record c")
     start, end = dt.datetime(y, m, 1, tzinfo=TZ), dt.datetime(y, m + 1, 1, tzinfo=TZ)
     checked = 0
@@ -116,10 +117,16 @@ def test_monthly_rates_match_an_independent_count_from_events(demo):
             assert r.response.value == Fraction(len(ok), len(cohort)), unit
             checked += 1
         evals = [e for e in rows if e["evaluation"] and start <= e["evaluated_at"] < end]
-        if evals:
+        # 超期未评 counts against 满意率: the 7-day window after the last reply ended in the month (by NOW)
+        # and nobody evaluated by then
+        cut = min(end, NOW)
+        wend = {id(e): e["replied_at"] + dt.timedelta(days=7) for e in rows if e["replied_at"]}
+        unev = [e for e in rows if id(e) in wend and start <= wend[id(e)] < end and wend[id(e)] <= cut
+                and (e["evaluated_at"] is None or e["evaluated_at"] >= cut)]
+        if evals or unev:
             sat = sum(Fraction(1) if e["evaluation"] == "满意" else Fraction(4, 5) if e["evaluation"] == "基本满意"
                       else Fraction(0) for e in evals)
-            assert r.satisfaction.value == sat / len(evals), unit
+            assert r.satisfaction.value == sat / (len(evals) + len(unev)), unit
     assert checked == 5
 
 

@@ -91,9 +91,11 @@ def test_hand_made_month():
     assert r.on_time.value == Fraction(len(on_time), len(reply_due))
 
     evaluated = {"a": "满意", "b": "基本满意", "c": "不满意", "g": "满意"}
+    unevaluated = {"e", "f"}          # windows ended in March, never evaluated: 超期未评 counts against 满意率
     expected_sat = (sum(v == "满意" for v in evaluated.values())
-                    + w * sum(v == "基本满意" for v in evaluated.values())) / len(evaluated)
-    assert r.satisfaction.value == expected_sat == Fraction(2 + Fraction(4, 5), 4)
+                    + w * sum(v == "基本满意" for v in evaluated.values())) / (len(evaluated) + len(unevaluated))
+    assert r.satisfaction.value == expected_sat == Fraction(2 + Fraction(4, 5), 6)
+    assert r.participating_satisfaction.value == Fraction(3, 4)    # 参评满意率: those who evaluated
 
     closed = ids(lambda c: in_march(c["closed_at"]))
     assert closed == {"a", "b", "c", "e", "f", "g"}
@@ -111,12 +113,12 @@ def test_hand_made_month():
     wr, ws, wt = RateConfig().weights
     assert r.composite == (wr * r.response.value + ws * r.resolution.value + wt * r.satisfaction.value) / (
         wr + ws + wt)
-    assert r.satisfaction.pct() == "70.0%" and r.response.pct() == "60.0%"
+    assert r.satisfaction.pct() == "46.7%" and r.response.pct() == "60.0%"
 
 
 def test_satisfaction_weight_is_configurable():
     r = unit_rates(MONTH, 2026, 3, RateConfig(basic_weight=Fraction(1)))
-    assert r.satisfaction.value == Fraction(3, 4)
+    assert r.satisfaction.value == Fraction(3, 6)
 
 
 def test_as_of_mid_month_resolution_and_unevaluated():
@@ -137,7 +139,7 @@ def test_empty_denominators_are_none():
 
 
 def test_composite_missing_component():
-    no_eval = [c for c in MONTH if c["evaluation"] is None]
+    no_eval = [c for c in MONTH if c["evaluation"] is None and not c["replied_at"]]
     assert unit_rates(no_eval, 2026, 3).composite is None
     r = unit_rates(no_eval, 2026, 3, RateConfig(renormalize=True))
     assert r.composite == (10 * r.response.value + 45 * r.resolution.value) / 55
@@ -173,11 +175,11 @@ def test_rank_ties_share_a_place():
 def test_four_colour_reasons():
     r = unit_rates(MONTH, 2026, 3)
     c = four_colour(r)
-    # response 60% < 80%, resolution 50%, satisfaction 70%: below every bound; reopen 1/6 ≈ 16.7% → orange.
+    # response 60% < 80%, resolution 50%, satisfaction 46.7%: below every bound; reopen 1/6 ≈ 16.7% → orange.
     # Seed 004: red is the last place in the ranking only, so the worst a unit's own rates give is orange
     assert c.code == "orange" and c.label == "橙" and c.consequence == "信访局联合督导组专项督查督办"
     assert four_colour(r, red_by_threshold=True).code == "red"      # a city's policy may say otherwise
-    assert "满意率 70.0% 低于 90%" in c.reasons
+    assert "满意率 46.7% 低于 90%" in c.reasons
     assert "响应率 60.0% 低于 95%" in c.reasons
     assert "重办率 16.7% 高于 5%" in c.reasons
 

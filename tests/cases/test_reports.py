@@ -41,6 +41,8 @@ def insert_case(db, case_no, grid, **kw) -> int:
                village_code=village, township_code=township, county_code="990101", handling_level="village",
                handler_region=village, first_petition=True)   # each a first 求决: all in 一次性化解率's cohort
     row.update(kw)
+    if row.get("replied_at") and "eval_due_at" not in row:     # the 7-day evaluation window a reply opens
+        row["eval_due_at"] = row["replied_at"] + dt.timedelta(days=7)
     cols = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))
     return db.fetchone(f"INSERT INTO case_record ({cols}) VALUES ({marks}) RETURNING id", list(row.values()))["id"]
@@ -107,10 +109,12 @@ def test_township_rates_match_the_hand_count(db, march):
     b = t2["rates"]
     assert b.response.value == 1 and b.forwarding.value == Fraction(1, 3)
     assert b.resolution.value == 1
-    assert b.satisfaction.value == (1 + w) / 2 == Fraction(9, 10)
+    # 满意率 counts B1's 超期未评 against it (seed 002); 参评满意率 only those who evaluated
+    assert b.satisfaction.value == (1 + w) / 3 == Fraction(3, 5)
+    assert b.participating_satisfaction.value == 1
     assert b.one_time.value == 1 and b.reopen_rate.value == 0
     assert b.overdue_unevaluated == 1
-    assert b.composite == (10 + 45 + 45 * Fraction(9, 10)) / 100
+    assert b.composite == (10 + 45 + 45 * Fraction(3, 5)) / 100
     # The JSON form keeps the exact parts.
     assert reports.exact(t1["metrics"]["satisfaction"]) == Fraction(3, 5)
     assert t1["metrics"]["composite_exact"] == str(a.composite)
@@ -120,8 +124,8 @@ def test_names_ranks_and_four_colours(db, march):
     rows = reports.compute_month(db, 2026, 3, "township")
     assert [(r["unit_code"], r["unit_name"], r["rank"]) for r in rows] == [(T2, "新河镇", 1), (T1, "东风街道", 2)]
     t1, t2 = rows[1], rows[0]
-    # 满意率 exactly 90% is at the green bound; every threshold met.
-    assert t2["colour"] == "green" and t2["colour_label"] == "绿" and t2["colour_reasons"] == ["各项指标达标"]
+    # 满意率 60% (B1 超期未评 counts against it) is below every bound: orange, the worst a unit's rates give
+    assert t2["colour"] == "orange" and t2["colour_label"] == "橙" and t2["colour_reasons"] == ["满意率 60.0% 低于 90%"]
     assert t1["colour"] == "red"
     assert t1["colour_reasons"] == ["响应率 50.0% 低于 95%", "解决率 75.0% 低于 90%", "满意率 60.0% 低于 90%",
                                     "重办率 33.3% 高于 5%", "排名末位"]
@@ -177,7 +181,7 @@ def test_snapshot_publish_and_freeze(db, march):
     assert reports.month_state(db, 2026, 3) == "draft"
     snap = reports.get_snapshot(db, 2026, 3, "township")
     assert [(r["unit_code"], r["rank"], r["state"], r["colour"]) for r in snap] == [
-        (T2, 1, "draft", "green"), (T1, 2, "draft", "red")]
+        (T2, 1, "draft", "orange"), (T1, 2, "draft", "red")]
     assert reports.exact(snap[1]["metrics"]["response"]) == Fraction(1, 2)
     assert snap[1]["colour_reason"].endswith("排名末位")
 
@@ -225,7 +229,7 @@ def test_publish_without_draft_and_bad_month(db, march):
     assert reports.month_state(db, 2026, 5) is None
     # A different config changes the numbers (基本满意 counted fully → 参评满意率).
     t2 = by_code(reports.compute_month(db, 2026, 3, "township", RateConfig(basic_weight=Fraction(1))))[T2]
-    assert t2["rates"].satisfaction.value == 1
+    assert t2["rates"].satisfaction.value == Fraction(2, 3)      # (1 + 1) / (2 evaluated + 1 超期未评)
 
 
 def test_stored_rate_policy_changes_weights_and_colours(db, march):

@@ -1,0 +1,73 @@
+"""超期未评 counts against 满意率 (seed 002: "满意率较低。主要是网信超期未评件较多"): each reply opens the citizen's
+evaluation window (eval_due_at), the scheduler sends one 回访 reminder before it ends and closes the case as
+未评 after it, and the month's 满意率 counts it — in the monthly report and in the review's aggregate alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from cases import reports, scheduler
+from cases.auth import create_user
+from cases.policy import load_rate_policy
+from cases.review import rates_of, unit_counts
+from cases.service import CaseService
+from cases.setup import seed_routing_rules
+from grids.store import load_city
+from tests.factories import X0, Y0, tiny_city
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+T0 = dt.datetime(2026, 9, 14, 9, 0, tzinfo=TZ)
+G1 = "990101001001001"
+
+
+@pytest.fixture
+def replied(db):
+    load_city(db, tiny_city(), progress=lambda m: None)
+    seed_routing_rules(db)
+    mk = lambda name, role, region, **kw: create_user(db, name, "password123", role, region,  # noqa: E731
+                                                    hash_method="pbkdf2:sha256:1000", **kw)
+    disp = mk("disp", "dispatcher", "990100")
+    zj = mk("zj", "department", "990101", department_code="990101-ZJ")
+    svc = CaseService(db)
+    c = svc.intake({"channel": "hotline_12345", "kind": "求决", "category_code": "CJ01", "title": "楼道灯不亮",
+                    "reporter_phone": "13812345678", "lon": X0 + 0.004, "lat": Y0 + 0.005}, disp, now=T0)
+    svc.act(zj, c["id"], "sign", now=T0)
+    c = svc.act(zj, c["id"], "reply", data={"reply": "已修复"}, now=T0 + dt.timedelta(hours=3))
+    return db, svc, disp, c
+
+
+def test_a_reply_opens_the_evaluation_window(replied):
+    _, _, _, c = replied
+    window = load_rate_policy(replied[0]).config.eval_window_days
+    assert c["status"] == "replied"
+    assert dt.datetime.fromisoformat(c["eval_due_at"]) == T0 + dt.timedelta(hours=3, days=window)
+
+
+def test_revisit_once_then_close_as_unevaluated(replied):
+    db, svc, disp, c = replied
+    due = dt.datetime.fromisoformat(c["eval_due_at"])
+    assert scheduler.revisit(db, due - dt.timedelta(days=3)) == 0          # not yet
+    assert scheduler.revisit(db, due - dt.timedelta(days=1)) == 1          # 回访 before the window ends
+    assert scheduler.revisit(db, due - dt.timedelta(hours=2)) == 0         # once
+    note = db.fetchone("SELECT kind, recipient, message FROM notification WHERE case_id = %s", (c["id"],))
+    assert note["kind"] == "revisit" and note["recipient"] == "990101-ZJ" and "回访" in note["message"]
+    assert svc.close_unevaluated(due - dt.timedelta(minutes=1)) == []
+    assert svc.close_unevaluated(due + dt.timedelta(minutes=1)) == [c["id"]]
+    c = svc.get(disp, c["id"])
+    assert c["status"] == "closed" and c["evaluation"] is None
+    last = c["events"][-1]
+    assert last["action"] == "close" and last["actor_role"] == "system" and "超期未评" in last["reason"]
+
+
+def test_unevaluated_counts_against_satisfaction_in_report_and_review(replied):
+    db, svc, disp, c = replied
+    svc.close_unevaluated(T0 + dt.timedelta(days=30))
+    row = {r["unit_code"]: r["rates"] for r in reports.compute_month(db, 2026, 9, "grid")}[G1]
+    assert row.overdue_unevaluated == 1
+    assert row.satisfaction.denominator == 1 and row.satisfaction.value == 0     # nobody satisfied of 1
+    assert row.participating_satisfaction.value is None                         # nobody evaluated
+    counts = unit_counts(db, G1, dt.date(2026, 9, 1), dt.date(2026, 10, 1))[G1]
+    mine = rates_of(counts, load_rate_policy(db).config, G1)
+    assert (mine.satisfaction, mine.overdue_unevaluated) == (row.satisfaction, row.overdue_unevaluated)
