@@ -270,7 +270,8 @@ class EmbeddedCluster:
             "# gridgov: password (scram-sha-256) authentication on loopback only\n"
             "local   all   all                 scram-sha-256\n"
             "host    all   all   127.0.0.1/32  scram-sha-256\n"
-            "host    all   all   ::1/128       scram-sha-256\n")
+            "host    all   all   ::1/128       scram-sha-256\n"
+            "host    replication   all   127.0.0.1/32  scram-sha-256\n")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def init(self) -> None:
@@ -420,6 +421,35 @@ class EmbeddedCluster:
         finally:
             conn.close()
         self._ensure_database()
+
+    def start_standby(self, data_dir: Path, port: int | None = None) -> EmbeddedCluster:
+        """A hot standby of this running cluster under `data_dir`, streaming from it on loopback.
+
+        A physical copy by pg_basebackup (same roles and passwords, `-R`: standby.signal and primary_conninfo
+        written), started read-only on its own port. Read traffic (wall map, review) goes there through
+        GRIDGOV_READ_DATABASE_URL = its `dsn`; see docs/scaling.md."""
+        if self.port is None or self.running_port() is None:
+            raise ConfigError("start the primary cluster before making a standby of it")
+        standby = EmbeddedCluster(data_dir, port=port, run_as=self.run_as, log=self.log)
+        standby._prepare_dir()                       # data_dir and an empty pgdata (0700) for the server's user
+        if standby.initialized:
+            raise ConfigError(f"{standby.pgdata} already holds a cluster: empty it or choose another folder")
+        shutil.copyfile(self.passfile, standby.passfile)
+        os.chmod(standby.passfile, 0o600)
+        standby._chown(standby.passfile)
+        conninfo = kv_dsn(host="127.0.0.1", port=self.port, user=SUPERUSER, passfile=standby.passfile)
+        self.log(f"pg_basebackup from 127.0.0.1:{self.port} into {standby.pgdata}")
+        standby._run([str(self.pg_bin / "pg_basebackup"), "-d", conninfo, "-D", str(standby.pgdata), "-R",
+                      "-X", "stream", "-c", "fast"], timeout=900)
+        standby.port = standby._choose_port()
+        standby._record_port(standby.port)
+        if standby.run_as and not standby.logfile.exists():
+            standby.logfile.touch()
+            standby._chown(standby.logfile)
+        self.log(f"starting the standby on 127.0.0.1:{standby.port}")
+        standby._pg_ctl_start()
+        standby.started_here = True
+        return standby
 
     def stop(self) -> None:
         """Stop the server cleanly (fast shutdown) if it runs."""

@@ -18,6 +18,8 @@
 | GRIDGOV_SERVER           | WSGI server of `serve`/`demo`: gunicorn or waitress         | gunicorn       |
 | GRIDGOV_WORKERS          | gunicorn worker processes                                   | 2 × cores (≤ 8)|
 | GRIDGOV_THREADS          | threads per worker (gunicorn gthread) or waitress threads   | 4              |
+| GRIDGOV_READ_DATABASE_URL| a hot standby (streaming replica) for the wall map's and the  | (the primary)  |
+|                          | review's reads; writes always go to DATABASE_URL            |                |
 | GRIDGOV_TIMEZONE         | the city's local time zone (IANA name); recorded in the     | Asia/Shanghai  |
 |                          | database at start, refused once cases exist under another   |                |
 | GRIDGOV_CALENDAR         | working days: cn (State Council holidays) or weekends       | cn             |
@@ -44,6 +46,7 @@ class Settings:
 
     database_url: str | None = None
     migrate_url: str | None = None
+    read_database_url: str | None = None   # a streaming replica for the wall map's and the review's reads
     data_dir: Path = Path("var")
     db_port: int | None = None
     db_pool_max: int = 8
@@ -73,6 +76,7 @@ class Settings:
             "database_url": redact_dsn(self.database_url) if self.database_url else "(embedded)",
             "migrate_url": redact_dsn(self.migrate_url) if self.migrate_url else "(same as database_url)"
             if self.database_url else "(embedded owner role)",
+            "read_database_url": redact_dsn(self.read_database_url) if self.read_database_url else "(the primary)",
             "data_dir": str(self.data_dir),
             "db_port": self.db_port,
             "db_pool_max": self.db_pool_max,
@@ -135,6 +139,7 @@ def load_settings(env: dict | None = None) -> Settings:
     s = Settings(
         database_url=url,
         migrate_url=env.get(PREFIX + "MIGRATE_URL") or None,
+        read_database_url=env.get(PREFIX + "READ_DATABASE_URL") or None,
         data_dir=Path(env.get(PREFIX + "DATA_DIR") or "var").absolute(),
         db_port=_int(env, "DB_PORT", None),
         db_pool_max=_int(env, "DB_POOL_MAX", 8),

@@ -18,8 +18,9 @@ ASSETS = Path(__file__).resolve().parent / "assets" / "node_modules"
 log = logging.getLogger("gridgov.web")
 
 
-def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask:
-    """Build the Flask app around an open Database (or open one from the settings)."""
+def create_app(settings=None, db=None, test_config: dict | None = None, read_db=None) -> Flask:
+    """Build the Flask app around an open Database (or open one from the settings); `read_db` (or
+    GRIDGOV_READ_DATABASE_URL) is a streaming replica that serves the wall map's and the review's reads."""
     from gis.settings import load_settings, session_secret
 
     settings = settings or load_settings()
@@ -38,6 +39,11 @@ def create_app(settings=None, db=None, test_config: dict | None = None) -> Flask
 
         db = open_database(settings, log=log.info).db
     app.extensions["gridgov_db"] = db
+    if read_db is None and getattr(settings, "read_database_url", None):
+        from gis.db import Database
+
+        read_db = Database(settings.read_database_url, maxconn=settings.db_pool_max)
+    app.extensions["gridgov_read_db"] = read_db or db
     app.extensions["gridgov_settings"] = settings
     app.json.ensure_ascii = False
     _register_errors(app)

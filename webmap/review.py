@@ -19,7 +19,8 @@ bp = Blueprint("review", __name__)
 
 
 def _db():
-    return current_app.extensions["gridgov_db"]
+    """Reads only: the replica when GRIDGOV_READ_DATABASE_URL is set (a hot standby; may lag a moment)."""
+    return current_app.extensions["gridgov_read_db"]
 
 
 def reviewer_required(fn):
