@@ -7,9 +7,12 @@ reopened_count, forwarded (bool: routing corrected), solved (optional bool) and 
 Each rate has its own cohort (denominator) within the month M = [first day 00:00, next month 00:00)
 Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also in docs/cases.md):
 - 响应率 response     = dispatched, sign due in M, signed_at <= sign_due_at / dispatched, sign due in M
+                        (a case without a 签收 milestone — 信访 under the regular procedure — by its 受理:
+                        accept_due_at / accepted_at)
 - 退回率 return_rate  = same cohort, returned_count > 0 / same cohort
 - 转办率 forwarding   = same cohort, forwarded / same cohort
-- 解决率 resolution   = reply due in M and resolved by as_of / reply due in M, where resolved means
+- 解决率 resolution   = reply due in M (handle_due_at where there is no 答复 milestone: 信访 办结 60 days,
+                        emergencies' 3 hours) and resolved by as_of / reply due in M, where resolved means
                         closed_at <= as_of and (solved is True, or solved is unset and evaluation is not 不满意)
 - 按时办结率 on_time   = reply due in M, replied_at <= reply_due_at / reply due in M
 - 满意率 satisfaction = (满意 + w·基本满意) / (evaluated in M (evaluated_at in M; closed_at if unset)
@@ -177,14 +180,15 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
     overdue_unevaluated = 0
     window = dt.timedelta(days=cfg.eval_window_days)
     for rec in records:
-        sign_due = _t(rec, "sign_due_at")
+        sign_due, responded = _t(rec, "sign_due_at"), _t(rec, "signed_at")
+        if sign_due is None:  # 信访 under the regular procedure: 受理 is its response (no 签收 milestone)
+            sign_due, responded = _t(rec, "accept_due_at"), _t(rec, "accepted_at")
         if rec.get("dispatched") and in_m(sign_due):
             sign_c += 1
-            signed = _t(rec, "signed_at")
-            signed_ok += signed is not None and signed <= sign_due
+            signed_ok += responded is not None and responded <= sign_due
             ret += (rec.get("returned_count") or 0) > 0
             fwd += bool(rec.get("forwarded"))
-        reply_due = _t(rec, "reply_due_at")
+        reply_due = _t(rec, "reply_due_at") or _t(rec, "handle_due_at")  # 办结 limit where no 答复 milestone
         replied = _t(rec, "replied_at")
         if in_m(reply_due):
             due_c += 1

@@ -34,6 +34,7 @@ UNIT_TYPE_LABELS: dict[str, str] = {
 
 # Fields rates.unit_rates reads, fetched for the month.
 _FIELDS = ("c.id, c.status, c.received_at, c.dispatched_at, c.sign_due_at, c.signed_at, c.reply_due_at, "
+           "c.accept_due_at, c.accepted_at, c.handle_due_at, "
            "c.replied_at, c.evaluated_at, c.closed_at, c.evaluation, c.returned_count, c.reopened_count, "
            "c.forwarded, c.solved, c.first_petition, c.eval_due_at")
 
@@ -43,6 +44,8 @@ _MONTH_WHERE = (
     "c.status <> 'merged' AND c.merged_into IS NULL AND ("
     "(c.sign_due_at >= %(start)s AND c.sign_due_at < %(end)s) OR "
     "(c.reply_due_at >= %(start)s AND c.reply_due_at < %(end)s) OR "
+    "(c.accept_due_at >= %(start)s AND c.accept_due_at < %(end)s) OR "
+    "(c.handle_due_at >= %(start)s AND c.handle_due_at < %(end)s) OR "
     "(c.evaluated_at >= %(start)s AND c.evaluated_at < %(end)s) OR "
     "(c.closed_at >= %(start)s AND c.closed_at < %(end)s) OR "
     "(c.replied_at >= %(wstart)s AND c.replied_at < %(wend)s) OR "
