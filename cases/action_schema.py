@@ -64,6 +64,19 @@ def one_of(*values: str) -> Callable:
     return check
 
 
+def day(name, v):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(v).isoformat() if isinstance(v, str) and len(v) == 10 else _bad_day(name)
+    except ValueError:
+        return _bad_day(name)
+
+
+def _bad_day(name):
+    raise BadInput(f"{name} must be a date YYYY-MM-DD", field=name)
+
+
 NOTE = {"text": text(2000)}
 ROUTING = {"grid_code": code, "lead_department": code, "category_code": code, **NOTE}
 ACTION_FIELDS: dict[str, dict[str, Callable]] = {
@@ -75,6 +88,9 @@ ACTION_FIELDS: dict[str, dict[str, Callable]] = {
     "evaluate": {"evaluation": one_of("满意", "基本满意", "不满意"), **NOTE},
     "merge": {"master_id": integer(1, 2**63 - 1), **NOTE},
     "dispatch": ROUTING, "reassign": ROUTING, "correct_routing": ROUTING,
+    "package": {"leader": text(100), "unit": text(100), "plan": text(2000), "standard": text(500),
+                "target_date": day, **NOTE},
+    "visit": {"kind": one_of("约访", "下访", "接访"), **NOTE},
 }
 
 

@@ -21,9 +21,9 @@ from openpyxl.utils import get_column_letter
 from cases import reports
 from cases.auth import User, case_scope, present_personal_data
 from cases.calendar import TZ, to_local
-from cases.deadlines import CHANNELS
+from cases.deadlines import CHANNELS, PETITION_CHANNELS
 from cases.rates import COLOURS, RateConfig
-from cases.workflow import STATES
+from cases.workflow import STATES, petition_outcome
 from gis.errors import BadInput
 
 _HEADER_FONT = Font(bold=True)
@@ -44,6 +44,10 @@ LEDGER_COLUMNS: list[tuple[str, int, str]] = [
     ("签收时间", 17, "signed_at"), ("答复时限", 17, "reply_due_at"), ("答复时间", 17, "replied_at"),
     ("办结时间", 17, "closed_at"), ("是否超期", 8, "overdue_label"), ("群众评价", 9, "evaluation"),
     ("退回次数", 8, "returned_count"), ("重办次数", 8, "reopened_count"),
+    # 领导包案 (seed 000: 责任领导、责任单位、办理时限、办理标准) and the 信访 outcome
+    # (已息访办结 / 已有化解方案 / 正在办理)
+    ("责任领导", 12, "package_leader"), ("责任单位", 16, "package_unit"), ("办理时限", 12, "package_target"),
+    ("办理标准", 24, "package_standard"), ("化解情况", 12, "outcome"),
 ]
 LEDGER_HEADERS = [h for h, _, _ in LEDGER_COLUMNS]
 _DATETIME_KEYS = {"received_at", "sign_due_at", "signed_at", "reply_due_at", "replied_at", "closed_at"}
@@ -68,7 +72,8 @@ SELECT c.id, c.case_no, c.channel, c.kind, c.category_code, cat.name AS category
        c.township_code, c.county_code, c.handling_level, c.handler_region, c.lead_department, c.co_departments,
        c.status, c.received_at, c.sign_due_at, c.signed_at, c.reply_due_at, c.replied_at, c.closed_at,
        c.evaluation, c.returned_count, c.reopened_count, c.accept_due_at, c.accepted_at, c.handle_due_at,
-       c.deadline_profile,
+       c.deadline_profile, pk.leader AS package_leader, pk.unit AS package_unit,
+       pk.target_date AS package_target, pk.standard AS package_standard, pk.case_id IS NOT NULL AS has_plan,
        rc.name AS county_name, rt.name AS township_name, rv.name AS village_name, g.name AS grid_name,
        d.name AS department_name
 FROM case_record c
@@ -78,6 +83,7 @@ LEFT JOIN region rc ON rc.code = c.county_code AND rc.generation = (SELECT id FR
 LEFT JOIN region rt ON rt.code = c.township_code AND rt.generation = (SELECT id FROM generation WHERE active)
 LEFT JOIN region rv ON rv.code = c.village_code AND rv.generation = (SELECT id FROM generation WHERE active)
 LEFT JOIN department d ON d.code = c.lead_department
+LEFT JOIN case_package pk ON pk.case_id = c.id
 WHERE c.received_at >= %(start)s AND c.received_at < %(end)s AND {where}
 ORDER BY c.received_at, c.id
 """
@@ -186,7 +192,9 @@ def export_ledger(db, user: User, path, start, end, filters: dict | None = None,
                 p["reporter_name"] = "匿名"
             p.update(_seq=n, channel_label=CHANNELS.get(row["channel"], row["channel"]),
                      status_label=STATES.get(row["status"], row["status"]),
-                     overdue_label={True: "是", False: "否", None: "—"}[_overdue(row, now)])
+                     overdue_label={True: "是", False: "否", None: "—"}[_overdue(row, now)],
+                     outcome=petition_outcome(row["status"], row["has_plan"])
+                     if row["channel"] in PETITION_CHANNELS else None)
             cells = []
             for _, _, key in LEDGER_COLUMNS:
                 v = p.get(key)

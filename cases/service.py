@@ -776,6 +776,9 @@ class CaseService:
     def _prepare_action(self, cur, user: User, case: dict, action: str, reason, data: dict, ref: dict, now):
         """Action-specific checks and side tables before the transition; returns routing updates (or None)."""
         case_id = case["id"]
+        if action == "package":
+            self._package(cur, user, case, data, now)
+            return None
         if action == "escalate":
             level = case["handling_level"] or "village"
             target = workflow.next_level(level if level in workflow.LEVELS else "village")
@@ -822,6 +825,24 @@ class CaseService:
         elif action == "reply" and "solved" in data:
             data["solved"] = flag_field(data, "solved")
         return None
+
+    @staticmethod
+    def _package(cur, user: User, case: dict, data: dict, now) -> None:
+        """领导包案: leader, responsible unit, plan (一案一策) and target date are required; the standard is
+        optional. Replaces the case's current package; the event keeps every assignment."""
+        missing = [f for f in ("leader", "unit", "plan", "target_date") if not (data.get(f) or "").strip()]
+        if missing:
+            raise BadInput(f"领导包案需要 {', '.join(missing)}", field=missing[0])
+        target = dt.date.fromisoformat(data["target_date"])
+        if target < to_local(case["received_at"]).date():
+            raise BadInput("target_date is before the case was received", field="target_date")
+        cur.execute("INSERT INTO case_package (case_id, leader, unit, plan, standard, target_date, assigned_by, "
+                    "assigned_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (case_id) DO UPDATE SET "
+                    "leader = EXCLUDED.leader, unit = EXCLUDED.unit, plan = EXCLUDED.plan, "
+                    "standard = EXCLUDED.standard, target_date = EXCLUDED.target_date, "
+                    "assigned_by = EXCLUDED.assigned_by, assigned_at = EXCLUDED.assigned_at",
+                    (case["id"], data["leader"].strip(), data["unit"].strip(), data["plan"].strip(),
+                     (data.get("standard") or "").strip(), target, user.id, now))
 
     def _after_action(self, cur, user: User, case: dict, action: str, reason, data: dict, now) -> None:
         case_id = case["id"]
@@ -1137,6 +1158,11 @@ class CaseService:
         out["status_label"] = workflow.STATES.get(row["status"], row["status"])
         out["channel_label"] = CHANNELS.get(row["channel"], row["channel"])
         out["allowed_actions"] = workflow.allowed_actions(row["status"], user.role)
+        pkg = self.db.fetchone("SELECT leader, unit, plan, standard, target_date, assigned_at FROM case_package "
+                               "WHERE case_id = %s", (case_id,))
+        out["package"] = {**_plain(pkg), "target_date": pkg["target_date"].isoformat()} if pkg else None
+        out["outcome"] = workflow.petition_outcome(row["status"], pkg is not None) \
+            if row["channel"] in PETITION_CHANNELS else None
         return out
 
     def list(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,

@@ -76,6 +76,8 @@ ACTIONS: dict[str, str] = {
     "reassign": "改派",
     "correct_routing": "纠正派单（转办）",
     "mark_complex": "认定疑难复杂",
+    "package": "领导包案",
+    "visit": "约访/下访",
 }
 
 ACTION_ROLES: dict[str, frozenset[str]] = {
@@ -99,6 +101,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "reassign": _INTAKE,
     "correct_routing": _INTAKE,
     "mark_complex": _INTAKE,
+    "package": _UPPER_CENTERS | {"admin"},               # a center assigns a leader (seeds 002, 004)
+    "visit": _CENTERS | {"admin", "department"},         # the leader's 约访/下访, recorded by the center or unit
 }
 
 REASON_REQUIRED: frozenset[str] = frozenset({
@@ -144,7 +148,26 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     **{(s, "correct_routing"): "dispatched" for s in ("dispatched", "returned", "signed", "handling")},
     # 疑难复杂 (seed 002): leaves 简易程序 for the regular 信访 regime; an event, the state stays.
     **{(s, "mark_complex"): s for s in ("received", "accepted", *_IN_PROGRESS)},
+    # 领导包案 and its 约访/下访: events on an open case, the state stays
+    **{(s, a): s for s in ("received", "accepted", *_IN_PROGRESS, "replied", "evaluated")
+       for a in ("package", "visit")},
 }
+
+
+PETITION_OUTCOMES = ("已息访办结", "已有化解方案", "正在办理")
+
+
+def petition_outcome(status: str, has_plan: bool) -> str | None:
+    """The outcome a 信访 case is reported under (seed 000: "已息访办结3050件、已有化解方案1633件、正在办理299件"):
+    closed → 已息访办结; a 包案 plan, or a reply awaiting the citizen → 已有化解方案; otherwise 正在办理.
+    None for a merged or rejected case (counted on its master, or not a matter)."""
+    if status in ("merged", "rejected"):
+        return None
+    if status == "closed":
+        return "已息访办结"
+    if has_plan or status in ("replied", "evaluated"):
+        return "已有化解方案"
+    return "正在办理"
 
 
 @dataclass(frozen=True)
