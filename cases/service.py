@@ -8,7 +8,6 @@ never overwritten).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -23,25 +22,17 @@ from cases import routing as routing_mod
 from cases import workflow
 from cases.accused import Directory
 from cases.accused import resolve as resolve_accused
-from cases.auth import User, case_scope, present_personal_data, region_prefix
+from cases.auth import User, case_scope, region_prefix
 from cases.calendar import WorkCalendar, to_local
+from cases.case_reads import CaseReads
+from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _now, _plain, next_due  # noqa: F401 - next_due: re-export
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, compute_deadlines, extend
 from cases.guard import may_touch, party_for_department, party_for_user
+from cases.reporters import link_reporter, mark_first_petitions, reporter_identities, reporter_key  # noqa: F401
+from cases.sweeps import SystemSweeps
 from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
 
-OPEN_STATES = tuple(sorted(workflow.OPEN_STATES))
-CASE_COLUMNS = (
-    "id, case_no, submission_key, channel, kind, category_code, title, content, anonymous, reporter_name, "
-    "reporter_phone, reporter_id_no, address_text, ST_X(geom) AS lon, ST_Y(geom) AS lat, orig_crs, orig_x, orig_y, "
-    "grid_code, generation, village_code, township_code, county_code, status, emergency, received_at, accepted_at, "
-    "dispatched_at, signed_at, replied_at, evaluated_at, closed_at, sign_due_at, reply_due_at, accept_due_at, "
-    "handle_due_at, deadline_profile, extended_days, evaluation, version, handling_level, handler_region, "
-    "lead_department, co_departments, officer_code, routing, geocode, near_boundary, needs_pin, returned_count, "
-    "reopened_count, forwarded, solved, complex, complex_reason, "
-    "merged_into, accused_units, accused_persons, updated_at, reporter_key, "
-    "accused_mentions, guard_floor, guard_review, eval_due_at"
-)
 # Submission fields whose content a replayed submission_key must repeat exactly (else 409).
 FINGERPRINT_FIELDS = ("channel", "kind", "title", "content", "category_code", "anonymous", "emergency",
                       "address_text", "reporter_name", "reporter_phone", "reporter_id_no", "crs", "lon", "lat", "x",
@@ -69,38 +60,6 @@ class CaseConfig:
     duplicate_days: int = 30
     return_escalation: int = workflow.DEFAULT_RETURN_ESCALATION
     geocode_confident: float = 0.8
-
-
-def reporter_key(phone: str | None, id_no: str | None) -> str | None:
-    """A stable pseudonymous key of the reporter for repeat counting (never the raw number)."""
-    raw = (id_no or "").strip().upper() or "".join(ch for ch in (phone or "") if ch.isdigit())[-11:]
-    if not raw:
-        return None
-    return hashlib.sha256(("gridgov-reporter:" + raw).encode()).hexdigest()[:24]
-
-
-def reporter_identities(phone: str | None, id_no: str | None) -> list[str]:
-    """The hashed identities a case gives its reporter by: the ID number, the phone (ID first)."""
-    return [k for k in (reporter_key(None, id_no), reporter_key(phone, None)) if k]
-
-
-def link_reporter(cur, phone: str | None, id_no: str | None) -> str | None:
-    """The person key of a reporter: one person is one person across channels (重复信访, issue 9).
-
-    Identities already known lend their person's key; a case naming identities of two known persons joins
-    them (the smaller key survives, the other's cases are rewritten); unknown identities join the person."""
-    idents = reporter_identities(phone, id_no)
-    if not idents:
-        return None
-    cur.execute("SELECT DISTINCT person_key FROM reporter_identity WHERE ident = ANY(%s) ORDER BY 1", (idents,))
-    keys = [r["person_key"] if isinstance(r, dict) else r[0] for r in cur.fetchall()]
-    key = keys[0] if keys else idents[0]
-    cur.execute("INSERT INTO reporter_identity (ident, person_key) SELECT unnest(%s::text[]), %s "
-                "ON CONFLICT (ident) DO NOTHING", (idents, key))
-    if len(keys) > 1:
-        cur.execute("UPDATE reporter_identity SET person_key = %s WHERE person_key = ANY(%s)", (key, keys[1:]))
-        cur.execute("UPDATE case_record SET reporter_key = %s WHERE reporter_key = ANY(%s)", (key, keys[1:]))
-    return key
 
 
 def text_field(sub: dict, name: str, required: bool = False, max_len: int = 2000) -> str | None:
@@ -158,18 +117,7 @@ def load_calendar_overrides(db) -> dict:
     return {r["day"]: (r["is_workday"], r["name"]) for r in rows}
 
 
-def mark_first_petitions(cur, ids) -> None:
-    """Mark the 求决 cases among `ids` that are their reporter's first 信访: the cohort of 一次性化解率
-    (seed 000: "求决类初次信访一次性化解率"; the rule is the SQL function of migration 0072)."""
-    if ids:
-        cur.execute("SELECT mark_first_petitions(%s::bigint[], %s::text[])", (list(ids), sorted(PETITION_CHANNELS)))
-
-
-def _now() -> dt.datetime:
-    return to_local(dt.datetime.now(dt.UTC))
-
-
-class CaseService:
+class CaseService(CaseReads, SystemSweeps):
     """Case operations over one Database, with cached reference data (rules, departments, categories)."""
 
     def __init__(self, db, config: CaseConfig | None = None, calendar: WorkCalendar | None = None):
@@ -864,58 +812,6 @@ class CaseService:
                       "mark_complex"):
             self._set_deadlines(cur, case_id)
 
-    def _sweep(self, find: str, params: dict, order: str, limit: int, step) -> list[int]:
-        """The scheduler's system actions: each case `find` selects (a `SELECT id FROM case_record WHERE …`) is
-        locked, checked again and handed to `step(cur, case)` in its own transaction; returns the ids done."""
-        done = []
-        for row in self.db.fetchall(f"{find} ORDER BY {order} LIMIT %(lim)s", {**params, "lim": limit}):
-            with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(f"{find} AND id = %(id)s FOR UPDATE", {**params, "id": row["id"]})
-                if cur.fetchone() is None:            # answered or moved meanwhile
-                    continue
-                cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (row["id"],))
-                step(cur, cur.fetchone())
-            done.append(row["id"])
-        return done
-
-    def escalate_overdue(self, now: dt.datetime, limit: int = 1000) -> list[int]:
-        """村为主、乡镇兜底、县域止访 (seed 000): a signed case whose reply is overdue goes up one level — village →
-        township → county — as `system`, with new deadlines from the escalation, and stops at the policy's
-        `escalate_overdue_to` (county). Run by the scheduler; returns the ids escalated (at most `limit`)."""
-        stop = self.deadline_policy.escalate_overdue_to
-        if not stop:
-            return []
-        below = [lv for lv in ("grid", *workflow.LEVELS)
-                 if routing_mod.level_index(lv) < routing_mod.level_index(stop)]
-
-        def step(cur, case):
-            level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
-            target = workflow.next_level(level)
-            due = case["reply_due_at"] or case["handle_due_at"]
-            reason = (f"超期未答复（应于 {to_local(due):%Y-%m-%d %H:%M} 前），"
-                      f"自动升级至{routing_mod.LEVEL_LABELS[target]}")
-            case = {**case, "returned_by": self._returned_by(case["id"], cur)}
-            updates = self._reroute(case, self.reference(), escalation_level=target)
-            self._apply(cur, case["id"], None, case["status"], "escalate", reason,
-                        {"from_level": level, "to_level": target, "auto": True, "overdue": True}, now,
-                        role="system", updates=updates)
-            self._set_deadlines(cur, case["id"])
-
-        return self._sweep("SELECT id FROM case_record WHERE status IN ('signed', 'handling') AND replied_at IS NULL "
-                           "AND coalesce(reply_due_at, handle_due_at) < %(now)s AND handling_level = ANY(%(below)s)",
-                           {"now": now, "below": below}, "coalesce(reply_due_at, handle_due_at), id", limit, step)
-
-    def close_unevaluated(self, now: dt.datetime, limit: int = 5000) -> list[int]:
-        """评价期满未评价: a replied case whose evaluation window (eval_due_at) has ended is closed by `system`,
-        unevaluated — it counts as 超期未评 against 满意率 (seed 002). Run by the scheduler."""
-        def step(cur, case):
-            self._apply(cur, case["id"], None, "replied", "close",
-                        f"评价期满（{to_local(case['eval_due_at']):%Y-%m-%d %H:%M}）未评价，按超期未评办结",
-                        {"unevaluated": True}, now, role="system")
-
-        return self._sweep("SELECT id FROM case_record WHERE status = 'replied' AND eval_due_at < %(now)s",
-                           {"now": now}, "eval_due_at, id", limit, step)
-
     def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:
         """Escalate as `system` when the case was returned often enough at its current level."""
         cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
@@ -1138,159 +1034,6 @@ class CaseService:
             return {"id": case_id, "case_no": case["case_no"], "grid_code": upd["grid_code"], "moved_out": True}
 
     # -- reads ------------------------------------------------------------------------------------
-    def _read(self, user: User | None, case_id: int) -> dict:
-        if user is None:
-            raise NotFound(f"case {case_id} not found")
-        return self.get(user, case_id)
-
-    def get(self, user: User, case_id: int) -> dict:
-        """One case as the user may see it (scoped, personal data masked), with events and deadlines."""
-        scope, params = case_scope(user)
-        row = self.db.fetchone(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope}",
-                               {**params, "cid": int(case_id)})
-        if row is None:
-            raise NotFound(f"case {case_id} not found")
-        out = present_personal_data(user, _plain(row))
-        out["events"] = [_plain(e) for e in self.db.fetchall(
-            "SELECT at, actor_role, action, from_state, to_state, reason, data FROM case_event WHERE case_id = %s "
-            "ORDER BY id", (case_id,))]
-        out["deadlines"] = self.deadlines_for(row).to_dict()
-        out["status_label"] = workflow.STATES.get(row["status"], row["status"])
-        out["channel_label"] = CHANNELS.get(row["channel"], row["channel"])
-        out["allowed_actions"] = workflow.allowed_actions(row["status"], user.role)
-        pkg = self.db.fetchone("SELECT leader, unit, plan, standard, target_date, assigned_at FROM case_package "
-                               "WHERE case_id = %s", (case_id,))
-        out["package"] = {**_plain(pkg), "target_date": pkg["target_date"].isoformat()} if pkg else None
-        out["outcome"] = workflow.petition_outcome(row["status"], pkg is not None) \
-            if row["channel"] in PETITION_CHANNELS else None
-        return out
-
-    def list(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,
-             offset: int = 0, order: str = "urgency", needs_pin: bool | None = None,
-             guard_review: bool | None = None) -> list[dict]:
-        """Cases the user may see; `urgency` orders by the nearest due instant first; `guard_review` selects the
-        accusations whose accused mentions wait for a dispatcher's check."""
-        return self.list_page(user, status=status, open_only=open_only, limit=limit, offset=offset, order=order,
-                              needs_pin=needs_pin, guard_review=guard_review)[0]
-
-    def list_page(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,
-                  offset: int = 0, order: str = "urgency", needs_pin: bool | None = None,
-                  guard_review: bool | None = None, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        """One page of `list` and the cursor of the next (None on the last page).
-
-        The cursor is the last row's sort key and id (keyset paging): a page never repeats or skips a case
-        because cases were added or removed before it, unlike an offset."""
-        if not 1 <= limit <= 1000:
-            raise BadInput("limit must be 1..1000", field="limit")
-        if order not in _LIST_ORDERS:
-            raise BadInput("order must be urgency or newest", field="order")
-        key, direction = _LIST_ORDERS[order]
-        scope, params = case_scope(user)
-        where = [scope]
-        if status:
-            if status not in workflow.STATES:
-                raise BadInput(f"unknown status {status!r}", field="status")
-            where.append("c.status = %(status)s")
-            params["status"] = status
-        if open_only:
-            where.append("c.status = ANY(%(open)s)")
-            params["open"] = list(OPEN_STATES)
-        if needs_pin is not None:
-            where.append("c.needs_pin = %(pin)s")
-            params["pin"] = needs_pin
-        if guard_review is not None:
-            where.append("c.guard_review = %(greview)s")
-            params["greview"] = guard_review
-        if cursor is not None:
-            if offset:
-                raise BadInput("give cursor or offset, not both", field="cursor")
-            params["ckey"], params["cid"] = decode_cursor(cursor, order)
-            where.append(f"({key}, c.id) {'>' if direction == 'ASC' else '<'} (%(ckey)s::timestamptz, %(cid)s)")
-        params.update(limit=limit + 1, offset=offset)
-        rows = self.db.fetchall(f"SELECT {CASE_COLUMNS}, {key} AS page_key FROM case_record c "
-                                f"WHERE {' AND '.join(where)} ORDER BY {key} {direction}, c.id {direction} "
-                                f"LIMIT %(limit)s OFFSET %(offset)s", params)
-        nxt = encode_cursor(order, rows[limit - 1]["page_key"], rows[limit - 1]["id"]) if len(rows) > limit else None
-        out = []
-        for r in rows[:limit]:
-            r.pop("page_key")
-            out.append(present_personal_data(user, _plain(r)))
-        return out, nxt
-
-    def repeat_counts(self, user: User, case_id: int) -> dict:
-        """重复信访: how many cases the same reporter filed, and how many merged into this case — counted only
-        among the cases the user may see (a count over the whole city would tell what the scope hides)."""
-        case = self.get(user, case_id)
-        scope, params = case_scope(user)
-        row = self.db.fetchone(
-            f"SELECT (SELECT count(*) FROM case_record c WHERE c.reporter_key IS NOT NULL AND c.reporter_key = "
-            f"(SELECT reporter_key FROM case_record WHERE id = %(id)s) AND {scope}) AS by_person, "
-            f"(SELECT count(*) FROM case_record c WHERE c.merged_into = %(id)s AND {scope}) AS merged_in",
-            {**params, "id": case["id"]})
-        return {"by_person": row["by_person"], "merged_in": row["merged_in"]}
-
-
-# Sort keys of the case list (never NULL, so a keyset cursor can compare them) and their direction.
-_LIST_ORDERS = {
-    # the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and finished
-    # cases come after everything that still has a deadline
-    "urgency": ("coalesce(CASE WHEN c.status IN ('dispatched', 'returned') THEN c.sign_due_at WHEN c.status IN "
-                "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) WHEN c.status IN "
-                "('signed', 'handling', 'reopened') THEN coalesce(c.reply_due_at, c.handle_due_at) END, "
-                "'9999-12-31T00:00:00Z'::timestamptz)", "ASC"),
-    "newest": ("c.received_at", "DESC"),
-}
-
-
-def encode_cursor(order: str, key: dt.datetime, case_id: int) -> str:
-    """An opaque page cursor: the order, the last row's sort key and id."""
-    raw = json.dumps([order, key.isoformat(), case_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, order: str) -> tuple[dt.datetime, int]:
-    """(sort key, id) of a cursor made by encode_cursor for the same order; 400 for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        o, key, case_id = json.loads(raw)
-        key = dt.datetime.fromisoformat(key)
-        if o != order or type(case_id) is not int or key.tzinfo is None or not 0 < case_id < 2**63:
-            raise ValueError(o)
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput("cursor is not one this list gave (or was made for another order)",
-                       field="cursor") from e
-    return key, case_id
-
-
-_NEXT_DUE = {"received": "accept_due_at", "accepted": "accept_due_at", "dispatched": "sign_due_at",
-             "returned": "sign_due_at", "signed": "reply_due_at", "handling": "reply_due_at",
-             "reopened": "reply_due_at"}
-
-
-def next_due(row: dict, now: dt.datetime | None = None) -> dict:
-    """The milestone the case waits for now, its due instant, and whether it is overdue (for countdowns)."""
-    field = _NEXT_DUE.get(row.get("status"))
-    due = row.get(field) if field else None
-    if due is None and row.get("status") in ("signed", "handling", "reopened"):
-        field, due = "handle_due_at", row.get("handle_due_at")
-    if due is None:
-        return {"next_milestone": None, "next_due_at": None, "overdue": False, "remaining_hours": None}
-    now = to_local(now) if now else _now()
-    remaining = (to_local(due) - now).total_seconds() / 3600
-    return {"next_milestone": field.removesuffix("_due_at"), "next_due_at": to_local(due).isoformat(),
-            "overdue": remaining < 0, "remaining_hours": round(remaining, 1)}
-
-
-def _plain(row: dict) -> dict:
-    out = next_due(row)
-    for k, v in dict(row).items():
-        if isinstance(v, dt.datetime):
-            out[k] = to_local(v).isoformat()
-        else:
-            out[k] = v
-    return out
-
-
 def channel_choices() -> dict:
     """Channel codes and Chinese labels (for forms and docs)."""
     return dict(CHANNELS)

@@ -18,7 +18,7 @@ from cases import routing as routing_mod
 from cases import workflow
 from cases.calendar import WorkCalendar
 from cases.deadlines import PETITION_CHANNELS, channel_code, compute_deadlines
-from cases.service import mark_first_petitions, reporter_identities, reporter_key
+from cases.reporters import mark_first_petitions, reporter_identities, reporter_key
 from gis.db import copy_rows
 
 CASE_COLUMNS = [

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from cases.auth import create_user
-from cases.service import CaseService, reporter_identities, reporter_key
+from cases.reporters import reporter_identities, reporter_key
+from cases.service import CaseService
 from cases.setup import seed_routing_rules
 from grids.store import load_city
 from tests.factories import X0, Y0, tiny_city
