@@ -18,6 +18,7 @@ Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also
 - 满意率 satisfaction = (满意 + w·基本满意) / (evaluated in M (evaluated_at in M; closed_at if unset)
                         + 超期未评 in M) — seed 002: "满意率较低。主要是网信超期未评件较多"
 - 参评满意率 participating_satisfaction = (满意 + 基本满意) / evaluated in M (the seeds' figure)
+  Evaluations a reopening set aside (prior_evaluations / prior_evaluated_at) count in their own month.
 - 一次性化解率 one_time = first_petition cases (求决, the person's first 信访) closed in M with returned_count == 0
                         and reopened_count == 0 / first_petition cases closed in M (seed 000)
 - 重办率 reopen_rate  = closed in M with reopened_count > 0 / closed in M
@@ -196,12 +197,17 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
             on_time += replied is not None and replied <= reply_due
         ev = rec.get("evaluation")
         evaluated = _t(rec, "evaluated_at") or (_t(rec, "closed_at") if ev else None)
-        if ev is not None and in_m(evaluated):
-            if ev not in EVALUATIONS:
-                raise BadInput(f"unknown evaluation {ev!r}", field="evaluation")
+        # evaluations given before a reopening count in the month they were given (seed 001)
+        given = [(ev, evaluated)] + [(e, to_local(t)) for e, t in zip(rec.get("prior_evaluations") or (),
+                                                                     rec.get("prior_evaluated_at") or (), strict=True)]
+        for e, t in given:
+            if e is None or not in_m(t):
+                continue
+            if e not in EVALUATIONS:
+                raise BadInput(f"unknown evaluation {e!r}", field="evaluation")
             eval_c += 1
-            evals[ev] += 1
-            sat_num += 1 if ev == "满意" else cfg.basic_weight if ev == "基本满意" else 0
+            evals[e] += 1
+            sat_num += 1 if e == "满意" else cfg.basic_weight if e == "基本满意" else 0
         closed = _t(rec, "closed_at")
         if in_m(closed):
             closed_c += 1

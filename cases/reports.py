@@ -36,7 +36,7 @@ UNIT_TYPE_LABELS: dict[str, str] = {
 _FIELDS = ("c.id, c.status, c.received_at, c.dispatched_at, c.sign_due_at, c.signed_at, c.reply_due_at, "
            "c.accept_due_at, c.accepted_at, c.handle_due_at, "
            "c.replied_at, c.evaluated_at, c.closed_at, c.evaluation, c.returned_count, c.reopened_count, "
-           "c.forwarded, c.solved, c.first_petition, c.eval_due_at")
+           "c.forwarded, c.solved, c.first_petition, c.eval_due_at, c.prior_evaluations, c.prior_evaluated_at")
 
 # Cases that count in month [start, end): any cohort instant in the month. Merged duplicates (一稿多投)
 # are counted once, on the case they were merged into.
@@ -49,7 +49,9 @@ _MONTH_WHERE = (
     "(c.evaluated_at >= %(start)s AND c.evaluated_at < %(end)s) OR "
     "(c.closed_at >= %(start)s AND c.closed_at < %(end)s) OR "
     "(c.replied_at >= %(wstart)s AND c.replied_at < %(wend)s) OR "
-    "(c.eval_due_at >= %(start)s AND c.eval_due_at < %(end)s))"
+    "(c.eval_due_at >= %(start)s AND c.eval_due_at < %(end)s) OR "
+    "(cardinality(c.prior_evaluations) > 0 AND EXISTS (SELECT 1 FROM unnest(c.prior_evaluated_at) p(t) "
+    "WHERE p.t >= %(start)s AND p.t < %(end)s)))"
 )
 
 

@@ -600,7 +600,12 @@ class CaseService(CaseReads, SystemSweeps):
             sets.append("returned_count = returned_count + 1")
         if action == "reopen":
             sets += ["reopened_count = reopened_count + 1", "replied_at = NULL", "evaluated_at = NULL",
-                     "evaluation = NULL", "closed_at = NULL", "solved = NULL", "eval_due_at = NULL"]
+                     "evaluation = NULL", "closed_at = NULL", "solved = NULL", "eval_due_at = NULL",
+                     # the citizen's verdict stays in the month it was given (seed 001)
+                     "prior_evaluations = prior_evaluations || CASE WHEN evaluation IS NULL THEN '{}'::text[] "
+                     "ELSE ARRAY[evaluation] END",
+                     "prior_evaluated_at = prior_evaluated_at || CASE WHEN evaluation IS NULL THEN "
+                     "'{}'::timestamptz[] ELSE ARRAY[coalesce(evaluated_at, closed_at, %(at)s)] END"]
         if action == "correct_routing":
             sets.append("forwarded = true")
         if action == "reply":

@@ -71,3 +71,27 @@ def test_unevaluated_counts_against_satisfaction_in_report_and_review(replied):
     counts = unit_counts(db, G1, dt.date(2026, 9, 1), dt.date(2026, 10, 1))[G1]
     mine = rates_of(counts, load_rate_policy(db).config, G1)
     assert (mine.satisfaction, mine.overdue_unevaluated) == (row.satisfaction, row.overdue_unevaluated)
+
+
+def test_a_reopening_keeps_the_earlier_verdict_in_its_month(replied):
+    """Seed 001: "是否得到了解决，最终还是要群众来检验" — a 不满意 given in September stays in September's 满意率
+    after the case is reopened and later evaluated 满意 in October (a reopening used to erase it)."""
+    db, svc, disp, c = replied
+    from cases.auth import get_user
+
+    zj = get_user(db, db.fetchone("SELECT id FROM app_user WHERE username = 'zj'")["id"])
+    svc.act(disp, c["id"], "evaluate", data={"evaluation": "不满意"}, now=T0 + dt.timedelta(days=1))
+    svc.act(disp, c["id"], "reopen", reason="群众不满意，重办", now=dt.datetime(2026, 10, 8, 9, tzinfo=TZ))
+    svc.act(disp, c["id"], "dispatch", now=dt.datetime(2026, 10, 8, 10, tzinfo=TZ))
+    svc.act(zj, c["id"], "sign", now=dt.datetime(2026, 10, 8, 11, tzinfo=TZ))
+    svc.act(zj, c["id"], "reply", data={"reply": "已彻底修复"}, now=dt.datetime(2026, 10, 9, 9, tzinfo=TZ))
+    svc.act(disp, c["id"], "evaluate", data={"evaluation": "满意"}, now=dt.datetime(2026, 10, 10, 9, tzinfo=TZ))
+    cfg = load_rate_policy(db).config
+    for month, want in ((9, 0), (10, 1)):
+        r = {x["unit_code"]: x["rates"] for x in reports.compute_month(db, 2026, month, "grid")}[G1]
+        assert (r.satisfaction.denominator, r.satisfaction.value) == (1, want), month
+        start = dt.date(2026, month, 1)
+        counts = unit_counts(db, G1, start, dt.date(2026, month + 1, 1))[G1]
+        assert rates_of(counts, cfg, G1).satisfaction == r.satisfaction, month      # the aggregate agrees
+    row = db.fetchone("SELECT prior_evaluations FROM case_record WHERE id = %s", (c["id"],))
+    assert row["prior_evaluations"] == ["不满意"]
