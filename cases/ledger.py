@@ -216,6 +216,8 @@ SUMMARY_COLUMNS: list[tuple[str, int, str, str]] = [
     ("参评满意率", 11, "pct", "participating_satisfaction"),
     ("按时办结率", 11, "pct", "on_time"), ("一次性化解率", 12, "pct", "one_time"),
     ("退回率", 9, "pct", "return_rate"), ("转办率", 9, "pct", "forwarding"), ("重办率", 9, "pct", "reopen_rate"),
+    ("重复网信率", 11, "pct", "online_repeat"), ("再次信访率", 11, "pct", "again"),
+    ("积案化解率", 11, "pct", "backlog_resolution"), ("积案未化解（件）", 15, "int", "backlog_open"),
     ("超期未评（件）", 13, "int", "overdue_unevaluated"), ("应签收（件）", 12, "count", "dispatched_due"),
     ("应答复（件）", 12, "count", "reply_due"), ("参评（件）", 10, "count", "evaluated"),
     ("办结（件）", 10, "count", "closed"), ("综合得分", 9, "score", "composite"),

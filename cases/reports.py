@@ -107,6 +107,66 @@ def _active_units(db, unit_type: str) -> list[str]:
     return [r["code"] for r in db.fetchall(sql, (unit_type,))]
 
 
+BACKLOG_DAYS = 90   # a 信访 case still open this long after receipt is a 积案 (the backlog 化解清零 works down)
+
+_PETITION_SQL = """
+SELECT c.{col} AS unit,
+  count(*) FILTER (WHERE c.channel = 'online_petition' AND c.received_at >= %(start)s AND c.received_at < %(end)s)
+    AS online,
+  count(*) FILTER (WHERE c.channel = 'online_petition' AND c.received_at >= %(start)s AND c.received_at < %(end)s
+    AND EXISTS (SELECT 1 FROM case_record e WHERE e.reporter_key = c.reporter_key AND e.channel = ANY(%(chans)s)
+                AND (e.received_at, e.id) < (c.received_at, c.id))) AS online_repeat,
+  count(*) FILTER (WHERE c.received_at >= %(start)s AND c.received_at < %(end)s) AS received,
+  count(*) FILTER (WHERE c.received_at >= %(start)s AND c.received_at < %(end)s
+    AND EXISTS (SELECT 1 FROM case_record e WHERE e.reporter_key = c.reporter_key AND e.channel = ANY(%(chans)s)
+                AND e.id <> c.id AND e.closed_at IS NOT NULL AND e.closed_at < c.received_at)) AS again,
+  count(*) FILTER (WHERE c.received_at + %(backlog)s < %(end)s
+    AND (c.closed_at IS NULL OR c.closed_at > c.received_at + %(backlog)s)) AS backlog,
+  count(*) FILTER (WHERE c.received_at + %(backlog)s < %(end)s
+    AND c.closed_at > c.received_at + %(backlog)s AND c.closed_at < %(end)s) AS backlog_resolved
+FROM case_record c
+WHERE c.channel = ANY(%(chans)s) AND c.status <> 'merged' AND c.merged_into IS NULL AND c.{col} IS NOT NULL
+  AND {scope}
+GROUP BY 1
+"""
+
+
+def petition_figures(db, year: int, month: int, unit_type: str, user: User | None = None,
+                     backlog_days: int = BACKLOG_DAYS) -> dict[str, dict]:
+    """The 信访 figures of the seeds per unit for a month, exactly (one person = one reporter key):
+
+    - 重复网信率 `online_repeat`: 网上信访 received in M filed by a person with an earlier 信访 / 网上信访 received
+      in M (seed 002: "全部网上信访件1159件，其中重复网信652件");
+    - 再次信访率 `again`: 信访 received in M from a person whose earlier 信访 had been closed (the matter
+      "倒流", seeds 002/004) / 信访 received in M;
+    - 积案化解率 `backlog_resolution`: 信访 cases that became 积案 (open `backlog_days` after receipt) by the end
+      of M and were closed by then / all that became 积案; `backlog_open` is what 化解清零 still has to do.
+    """
+    from cases.deadlines import PETITION_CHANNELS
+
+    col = _check_unit_type(unit_type)
+    start, end = month_bounds(year, month)
+    params = {"start": start, "end": end, "chans": sorted(PETITION_CHANNELS),
+              "backlog": dt.timedelta(days=backlog_days)}
+    scope = "true"
+    if user is not None:
+        scope, sparams = case_scope(user)
+        params.update(sparams)
+    out = {}
+    for r in db.fetchall(_PETITION_SQL.format(col=col, scope=scope), params):
+        out[r["unit"]] = {
+            "online_repeat": rates_mod.Rate(Fraction(r["online_repeat"]), r["online"]),
+            "again": rates_mod.Rate(Fraction(r["again"]), r["received"]),
+            "backlog_resolution": rates_mod.Rate(Fraction(r["backlog_resolved"]), r["backlog"]),
+            "backlog_open": r["backlog"] - r["backlog_resolved"],
+        }
+    return out
+
+
+_NO_PETITION = {"online_repeat": rates_mod.Rate(Fraction(0), 0), "again": rates_mod.Rate(Fraction(0), 0),
+                "backlog_resolution": rates_mod.Rate(Fraction(0), 0), "backlog_open": 0}
+
+
 def metrics_of(ur: UnitRates) -> dict:
     """JSON-safe metrics of a unit (each rate with exact numerator/denominator) plus the exact composite."""
     m = ur.to_dict()
@@ -145,6 +205,7 @@ def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig 
             if code not in by_unit:
                 by_unit[code] = rates_mod.unit_rates([], year, month, cfg, unit=code, as_of=as_of)
     names = unit_names(db, unit_type)
+    petition = petition_figures(db, year, month, unit_type, user)
     ranked = rank(by_unit)
     ranks = [r for r, _ in ranked if r is not None]
     last = max(ranks) if ranks and max(ranks) > 1 else None
@@ -154,7 +215,9 @@ def compute_month(db, year: int, month: int, unit_type: str, config: RateConfig 
                              red_by_threshold=red_by_threshold)
         out.append({
             "unit_type": unit_type, "unit_code": ur.unit, "unit_name": names.get(ur.unit, ""), "rank": r,
-            "rates": ur, "metrics": metrics_of(ur), "colour": colour.code, "colour_label": colour.label,
+            "rates": ur, "colour": colour.code, "colour_label": colour.label,
+            "metrics": {**metrics_of(ur), **{k: v.to_dict() if isinstance(v, rates_mod.Rate) else v
+                                             for k, v in petition.get(ur.unit, _NO_PETITION).items()}},
             "colour_reasons": list(colour.reasons), "colour_reason": "；".join(colour.reasons),
             "colour_consequence": colour.consequence,
         })
