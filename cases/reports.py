@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from cases import rates as rates_mod
 from cases.auth import User, case_scope
+from cases.calendar import to_local
 from cases.rates import RateConfig, UnitRates, four_colour, month_bounds, rank
 from gis.errors import BadInput, Conflict, NotFound
 
@@ -345,7 +346,37 @@ def publish_month(db, year: int, month: int, now: dt.datetime | None = None) -> 
         cur.execute("UPDATE rate_snapshot SET published_at = coalesce(%s, now()) WHERE month = %s "
                     "AND published_at IS NULL", (now, key))
         count = cur.rowcount
-    return {"month": key.isoformat(), "published": count}
+        # each colour sets its consequence in motion (seed 004): one task per coloured unit, with a due date
+        published = to_local(now) if now else to_local(dt.datetime.now(dt.UTC))
+        cur.execute("INSERT INTO colour_task (month, unit_type, unit_code, unit_name, colour, consequence, reason, "
+                    "due_date, created_at) SELECT month, unit_type, unit_code, unit_name, colour, "
+                    "(%(cons)s::jsonb ->> colour), colour_reason, %(due)s, %(at)s FROM rate_snapshot "
+                    "WHERE month = %(m)s AND colour IN ('green', 'yellow', 'orange', 'red') "
+                    "ON CONFLICT DO NOTHING",
+                    {"cons": json.dumps(rates_mod.CONSEQUENCES, ensure_ascii=False), "m": key, "at": published,
+                     "due": published.date() + dt.timedelta(days=CONSEQUENCE_DAYS)})
+        tasks = cur.rowcount
+    return {"month": key.isoformat(), "published": count, "tasks": tasks}
+
+
+CONSEQUENCE_DAYS = 10   # a colour's consequence (表扬 … 约谈) is due this many days after the month is published
+
+
+def colour_tasks(db, user: User, month: tuple[int, int] | None = None, open_only: bool = False) -> list[dict]:
+    """The 四色码 consequences of the units in the user's jurisdiction, newest month first, red first."""
+    where, params = ["unit_code LIKE %(prefix)s"], {"prefix": user.region_prefix + "%"}
+    if month is not None:
+        where.append("month = %(m)s")
+        params["m"] = _month_key(*month)
+    if open_only:
+        where.append("done_at IS NULL")
+    rows = db.fetchall(
+        "SELECT id, month, unit_type, unit_code, unit_name, colour, consequence, reason, due_date, created_at, "
+        f"done_at FROM colour_task WHERE {' AND '.join(where)} ORDER BY month DESC, "
+        "array_position(ARRAY['red', 'orange', 'yellow', 'green'], colour), unit_type, unit_code LIMIT 2000", params)
+    return [{**r, "month": r["month"].strftime("%Y-%m"), "colour_label": rates_mod.COLOURS[r["colour"]],
+             "due_date": r["due_date"].isoformat(), "created_at": to_local(r["created_at"]).isoformat(),
+             "done_at": to_local(r["done_at"]).isoformat() if r["done_at"] else None} for r in rows]
 
 
 def get_snapshot(db, year: int, month: int, unit_type: str) -> list[dict]:

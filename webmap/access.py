@@ -66,6 +66,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("cases_api.repeats", "GET"): Rule(case=True),
     ("cases_api.clusters", "GET"): Rule(lists_cases=True),
     ("cases_api.rates", "GET"): Rule(lists_cases=True),
+    ("cases_api.colour_tasks", "GET"): Rule(lists_cases=True),   # units in the user's jurisdiction only
     # the grid officer's phone (webmap/mobile.py) and case photos (webmap/api_attachments.py)
     ("mobile.page", "GET"): PUBLIC,  # the login form or the page shell; data comes from the APIs below
     ("mobile.counts", "GET"): Rule(lists_cases=True),

@@ -274,3 +274,18 @@ def rates():
     rows = reports.compute_month(db, month.year, month.month, unit, user=current_user())
     return jsonify({"month": raw, "unit": unit, "state": reports.month_state(db, month.year, month.month),
                     "units": reports.to_json(rows)})
+
+
+@bp.get("/api/colour-tasks")
+@login_required
+def colour_tasks():
+    """四色码 consequences (seed 004: 表扬, 督导组推动, 专项督查督办, 约谈) of the units in the user's jurisdiction,
+    created when a month's rates are published, each with its due date; `month` (YYYY-MM) and `open=1` filter."""
+    from cases import reports
+
+    raw = request.args.get("month")
+    month = month_arg(raw) if raw else None
+    rows = reports.colour_tasks(current_app.extensions["gridgov_db"], current_user(),
+                                (month.year, month.month) if month else None,
+                                open_only=request.args.get("open") in ("1", "true"))
+    return jsonify({"tasks": rows, "count": len(rows)})

@@ -113,6 +113,10 @@ OPERATIONS: dict[str, dict] = {
                                           q("eps_m", {"type": "integer"}), q("min_samples", {"type": "integer"})],
                            "responses": ok()},
     "cases_api.rates": {"parameters": [q("month", required=True, desc="YYYY-MM"), q("unit")], "responses": ok()},
+    "cases_api.colour_tasks": {"parameters": [q("month", desc="YYYY-MM"),
+                                              q("open", {"type": "string", "enum": ["0", "1", "true"]})],
+                               "responses": ok({"type": "object", "required": ["tasks"], "properties": {
+                                   "tasks": ARR, "count": {"type": "integer"}}})},
     # the command-center wall (/wall): scoped aggregates for the page
     "wall.wall_page": {"responses": ok({"type": "string"}, types=("text/html",)), "tags": ["pages"]},
     "wall.context": {"responses": ok(), "tags": ["wall"]},

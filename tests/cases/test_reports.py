@@ -243,3 +243,21 @@ def test_stored_rate_policy_changes_weights_and_colours(db, march):
     assert a.satisfaction.value == Fraction(2, 3)  # 基本满意 now counts in full: (1 + 1 + 0) / 3
     assert a.composite == (30 * Fraction(2, 4) + 35 * Fraction(3, 4) + 35 * Fraction(2, 3)) / 100
     assert t1["colour"] == "green"  # relaxed thresholds, and the last place is no longer red by rule
+
+
+def test_publishing_gives_each_colour_its_consequence_as_a_task(db, march):
+    """Seed 004: each colour sets something in motion (绿 表扬 … 红 约谈). Publishing a month makes one task per
+    coloured unit with a due date; a center lists those of its jurisdiction, red first."""
+    reports.snapshot_month(db, 2026, 3)
+    out = reports.publish_month(db, 2026, 3, now=at(4, 3))
+    assert out["tasks"] > 0
+    city = User(id=9, username="city", role="city_center", region_code="990100")
+    tasks = reports.colour_tasks(db, city, (2026, 3))
+    towns = {t["unit_code"]: t for t in tasks if t["unit_type"] == "township"}
+    assert towns[T1]["colour"] == "red" and towns[T1]["consequence"] == "推进会表态发言，市领导直接约谈"
+    assert towns[T1]["due_date"] == (at(4, 3).date() + dt.timedelta(days=reports.CONSEQUENCE_DAYS)).isoformat()
+    assert towns[T2]["colour"] == "orange" and "专项督查督办" in towns[T2]["consequence"]
+    assert tasks[0]["colour"] == "red"                                    # red first
+    township = User(id=1, username="twp", role="township_center", region_code=T2)
+    assert {t["unit_code"][:9] for t in reports.colour_tasks(db, township)} == {T2}   # its jurisdiction only
+    assert reports.colour_tasks(db, city, (2026, 3), open_only=True) == tasks
