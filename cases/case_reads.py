@@ -13,6 +13,14 @@ from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _plain
 from cases.deadlines import CHANNELS, PETITION_CHANNELS
 from gis.errors import BadInput, NotFound
 
+# The three 信访 registers of seed 000 (预约登记、接访登记、矛盾纠纷排查) as views of the case list.
+REGISTERS = {
+    "接访登记": "c.channel IN ('visit', 'leader_reception')",
+    "预约登记": "EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id AND e.action = 'visit' "
+              "AND e.data->>'kind' = '约访')",
+    "矛盾纠纷排查": "c.channel = 'grid_report'",
+}
+
 
 class CaseReads:
     """get / list / list_page / repeat_counts of CaseService."""
@@ -54,7 +62,8 @@ class CaseReads:
 
     def list_page(self, user: User, status: str | None = None, open_only: bool = False, limit: int = 100,
                   offset: int = 0, order: str = "urgency", needs_pin: bool | None = None,
-                  guard_review: bool | None = None, cursor: str | None = None) -> tuple[list[dict], str | None]:
+                  guard_review: bool | None = None, cursor: str | None = None,
+                  register: str | None = None) -> tuple[list[dict], str | None]:
         """One page of `list` and the cursor of the next (None on the last page).
 
         The cursor is the last row's sort key and id (keyset paging): a page never repeats or skips a case
@@ -80,6 +89,10 @@ class CaseReads:
         if guard_review is not None:
             where.append("c.guard_review = %(greview)s")
             params["greview"] = guard_review
+        if register is not None:
+            if register not in REGISTERS:
+                raise BadInput(f"register must be one of {', '.join(REGISTERS)}", field="register")
+            where.append(REGISTERS[register])
         if cursor is not None:
             if offset:
                 raise BadInput("give cursor or offset, not both", field="cursor")

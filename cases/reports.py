@@ -17,7 +17,7 @@ from cases import rates as rates_mod
 from cases.auth import User, case_scope
 from cases.calendar import to_local
 from cases.rates import RateConfig, UnitRates, four_colour, month_bounds, rank
-from gis.errors import BadInput, Conflict, NotFound
+from gis.errors import BadInput, Conflict, Forbidden, NotFound
 
 # unit type → case_record column (a whitelist: only these names are ever put into SQL)
 UNIT_COLUMNS: dict[str, str] = {
@@ -360,6 +360,24 @@ def publish_month(db, year: int, month: int, now: dt.datetime | None = None) -> 
 
 
 CONSEQUENCE_DAYS = 10   # a colour's consequence (表扬 … 约谈) is due this many days after the month is published
+
+
+TASK_ROLES = frozenset({"admin", "city_center", "county_center", "township_center"})
+
+
+def complete_colour_task(db, user: User, task_id: int, now: dt.datetime | None = None) -> dict:
+    """Mark a 四色码 consequence done (the 表扬 given, the 约谈 held): upper centers of the unit's jurisdiction;
+    another jurisdiction's task answers 404, as one that does not exist; a task done before is 409."""
+    if user.role not in TASK_ROLES:
+        raise Forbidden(f"role {user.role} does not close 四色码 tasks", field="role")
+    row = db.fetchone("UPDATE colour_task SET done_at = %s WHERE id = %s AND unit_code LIKE %s AND done_at IS NULL "
+                      "RETURNING id", (now or dt.datetime.now(dt.UTC), task_id, user.region_prefix + "%"))
+    if row is None:
+        if db.fetchone("SELECT 1 AS x FROM colour_task WHERE id = %s AND unit_code LIKE %s",
+                       (task_id, user.region_prefix + "%")) is None:
+            raise NotFound(f"task {task_id} not found")
+        raise Conflict(f"task {task_id} is already done", field="task_id")
+    return next(t for t in colour_tasks(db, user) if t["id"] == task_id)
 
 
 def colour_tasks(db, user: User, month: tuple[int, int] | None = None, open_only: bool = False) -> list[dict]:

@@ -67,6 +67,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("cases_api.clusters", "GET"): Rule(lists_cases=True),
     ("cases_api.rates", "GET"): Rule(lists_cases=True),
     ("cases_api.colour_tasks", "GET"): Rule(lists_cases=True),   # units in the user's jurisdiction only
+    ("cases_api.colour_task_done", "POST"): Rule(roles=frozenset({"admin", "city_center", "county_center",
+                                                                 "township_center"}), token="act"),
     # the grid officer's phone (webmap/mobile.py) and case photos (webmap/api_attachments.py)
     ("mobile.page", "GET"): PUBLIC,  # the login form or the page shell; data comes from the APIs below
     ("mobile.counts", "GET"): Rule(lists_cases=True),

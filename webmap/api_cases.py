@@ -191,7 +191,8 @@ def list_cases():
                                     limit=_int_arg("limit", 100, 1, 1000), offset=_int_arg("offset", 0, 0, 10**9),
                                     order=request.args.get("order") or "urgency",
                                     needs_pin=None if pin is None else pin in ("1", "true"),
-                                    cursor=request.args.get("cursor"))
+                                    cursor=request.args.get("cursor"),
+                                    register=request.args.get("register") or None)
     return jsonify({"cases": rows, "count": len(rows), "next_cursor": nxt})
 
 
@@ -289,3 +290,12 @@ def colour_tasks():
                                 (month.year, month.month) if month else None,
                                 open_only=request.args.get("open") in ("1", "true"))
     return jsonify({"tasks": rows, "count": len(rows)})
+
+
+@bp.post("/api/colour-tasks/<int:task_id>/done")
+@login_required
+def colour_task_done(task_id: int):
+    """Mark a 四色码 consequence done (upper centers of the unit's jurisdiction; others' tasks are 404)."""
+    from cases import reports
+
+    return jsonify(reports.complete_colour_task(current_app.extensions["gridgov_db"], current_user(), task_id))

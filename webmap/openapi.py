@@ -97,7 +97,9 @@ OPERATIONS: dict[str, dict] = {
                                             q("order", {"type": "string", "enum": ["urgency", "newest"]}),
                                             q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                                             q("offset", {"type": "integer", "minimum": 0}),
-                                            q("cursor", {"type": "string", "maxLength": 400})],
+                                            q("cursor", {"type": "string", "maxLength": 400}),
+                                            q("register", {"type": "string",
+                                                           "enum": ["接访登记", "预约登记", "矛盾纠纷排查"]})],
                              "responses": ok({"type": "object", "required": ["cases", "next_cursor"], "properties": {
                                  "cases": ARR, "count": {"type": "integer"},
                                  "next_cursor": {"type": "string", "nullable": True}}})},
@@ -113,6 +115,7 @@ OPERATIONS: dict[str, dict] = {
                                           q("eps_m", {"type": "integer"}), q("min_samples", {"type": "integer"})],
                            "responses": ok()},
     "cases_api.rates": {"parameters": [q("month", required=True, desc="YYYY-MM"), q("unit")], "responses": ok()},
+    "cases_api.colour_task_done": {"responses": ok()},
     "cases_api.colour_tasks": {"parameters": [q("month", desc="YYYY-MM"),
                                               q("open", {"type": "string", "enum": ["0", "1", "true"]})],
                                "responses": ok({"type": "object", "required": ["tasks"], "properties": {

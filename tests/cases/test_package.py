@@ -76,3 +76,19 @@ def test_petition_outcomes_as_the_seed_reports_them():
     assert petition_outcome("replied", False) == "已有化解方案"
     assert petition_outcome("signed", False) == "正在办理"
     assert petition_outcome("merged", True) is None
+
+
+def test_the_three_registers_are_views_of_the_case_list(env):
+    """Seed 000's registers 预约登记、接访登记、矛盾纠纷排查 as views: cases with a 约访, visits and receptions, grid
+    officers' dispute screening reports."""
+    _, svc, users, case = env
+    visit = svc.intake({"channel": "visit", "kind": "求决", "category_code": "CJ01", "title": "来访：工资拖欠",
+                        "reporter_name": "赵某", "reporter_phone": "13900001111", "lon": X0 + 0.004,
+                        "lat": Y0 + 0.005}, users["disp"], now=T0)
+    svc.act(users["county"], case["id"], "visit", data={"kind": "约访"}, now=T0)
+
+    def ids(register):
+        return {c["id"] for c in svc.list_page(users["county"], register=register)[0]}
+    assert ids("预约登记") == {case["id"]} and ids("接访登记") == {visit["id"]} and ids("矛盾纠纷排查") == set()
+    with pytest.raises(BadInput):
+        svc.list_page(users["county"], register="花名册")

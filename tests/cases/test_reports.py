@@ -261,3 +261,21 @@ def test_publishing_gives_each_colour_its_consequence_as_a_task(db, march):
     township = User(id=1, username="twp", role="township_center", region_code=T2)
     assert {t["unit_code"][:9] for t in reports.colour_tasks(db, township)} == {T2}   # its jurisdiction only
     assert reports.colour_tasks(db, city, (2026, 3), open_only=True) == tasks
+
+
+def test_a_colour_task_is_closed_by_a_center_of_its_jurisdiction(db, march):
+    from cases.auth import create_user
+
+    reports.snapshot_month(db, 2026, 3)
+    reports.publish_month(db, 2026, 3, now=at(4, 3))
+    city = User(id=9, username="city", role="city_center", region_code="990100")
+    task = next(t for t in reports.colour_tasks(db, city, (2026, 3)) if t["unit_code"] == T1)
+    other = create_user(db, "twp2", "password123", "township_center", T2, hash_method="pbkdf2:sha256:1000")
+    with pytest.raises(NotFound):
+        reports.complete_colour_task(db, other, task["id"])          # another township's task
+    mine = create_user(db, "twp1", "password123", "township_center", T1, hash_method="pbkdf2:sha256:1000")
+    done = reports.complete_colour_task(db, mine, task["id"], now=at(4, 8))
+    assert done["done_at"].startswith("2026-04-08")
+    assert task["id"] not in {t["id"] for t in reports.colour_tasks(db, city, open_only=True)}
+    with pytest.raises(Conflict):
+        reports.complete_colour_task(db, mine, task["id"])

@@ -34,7 +34,8 @@ SAMPLE_ARGS = {"layer": "grid", "path": "gg.js", "package": "leaflet", "scope": 
                "action": "supervise", "cid": "grids", "fid": "990101001001001", "rid": "GG0", "code": "CJ01",
                "fmt": "json", "ext": "csv", "token": "o311_none",
                "grid_code": "990101001001001",
-               "attachment_id": "1"}  # attachment 1: a photo of the inside case
+               "attachment_id": "1",  # attachment 1: a photo of the inside case
+               "task_id": "1"}  # a 四色码 task (none exists: 404 for the roles that may close one)
 
 
 def may_see_personal_data(role: str, user: dict, case: dict) -> bool:
