@@ -10,7 +10,7 @@ import json
 from cases import workflow
 from cases.auth import User, case_scope, present_personal_data
 from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _plain
-from cases.deadlines import CHANNELS, PETITION_CHANNELS
+from cases.deadlines import BACKLOG_DAYS, CHANNELS, PETITION_CHANNELS
 from gis.errors import BadInput, NotFound
 
 # The three 信访 registers of seed 000 (预约登记、接访登记、矛盾纠纷排查) as views of the case list.
@@ -19,6 +19,10 @@ REGISTERS = {
     "预约登记": "EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id AND e.action = 'visit' "
               "AND e.data->>'kind' = '约访')",
     "矛盾纠纷排查": "c.channel = 'grid_report'",
+    # 领导包案 (seeds 002, 004) and 积案: 信访 still open BACKLOG_DAYS after receipt (cases.reports, 化解清零)
+    "领导包案": "EXISTS (SELECT 1 FROM case_package p WHERE p.case_id = c.id)",
+    "积案": (f"c.channel IN ({', '.join(repr(ch) for ch in sorted(PETITION_CHANNELS))}) AND c.status NOT IN "
+           f"('closed', 'merged', 'rejected') AND c.received_at < now() - make_interval(days => {BACKLOG_DAYS})"),
 }
 
 
@@ -107,6 +111,16 @@ class CaseReads:
         for r in rows[:limit]:
             r.pop("page_key")
             out.append(present_personal_data(user, _plain(r)))
+        # each row's 领导包案 (leader, unit, target date, standard) or None — one query per page
+        pkgs = {p["case_id"]: p for p in self.db.fetchall(
+            "SELECT case_id, leader, unit, standard, target_date FROM case_package WHERE case_id = ANY(%s)",
+            ([r["id"] for r in out],))} if out else {}
+        for r in out:
+            p = pkgs.get(r["id"])
+            r["package"] = {"leader": p["leader"], "unit": p["unit"], "standard": p["standard"],
+                            "target_date": p["target_date"].isoformat()} if p else None
+            r["status_label"] = workflow.STATES.get(r["status"], r["status"])
+            r["channel_label"] = CHANNELS.get(r["channel"], r["channel"])
         return out, nxt
 
     def repeat_counts(self, user: User, case_id: int) -> dict:

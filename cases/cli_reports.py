@@ -61,10 +61,18 @@ def register(sub, runtime, parse_month) -> None:
                 from cases.rates import fmt_pct
 
                 for r in reports.compute_month(rt.db, y, m, args.unit):
-                    ur = r["rates"]
+                    ur, mt = r["rates"], r["metrics"]
                     print(f"{r['rank'] or '-':>4} {r['unit_code']:15} {r['unit_name'][:14]:14} "
                           f"响应率 {fmt_pct(ur.response.value):>6} 解决率 {fmt_pct(ur.resolution.value):>6} "
                           f"满意率 {fmt_pct(ur.satisfaction.value):>6} {r['colour_label']} {r['colour_reason']}")
+                    if args.details:
+                        # the seeds' other figures (issue 9): 参评满意率, 超期未评, 一次性化解率, 信访 repeat and 积案
+                        print(" " * 5 + "  ".join(
+                            f"{label} {fmt_pct(reports.exact(mt[key]))}" for key, label in (
+                                ("participating_satisfaction", "参评满意率"), ("on_time", "按时办结率"),
+                                ("one_time", "一次性化解率"), ("online_repeat", "重复网信率"), ("again", "再次信访率"),
+                                ("backlog_resolution", "积案化解率")))
+                              + f"  超期未评 {mt['overdue_unevaluated']} 件  积案未化解 {mt['backlog_open']} 件")
             elif args.action == "snapshot":
                 print(json.dumps(reports.snapshot_month(rt.db, y, m), ensure_ascii=False, default=str))
             elif args.action == "publish":
@@ -140,6 +148,8 @@ def register(sub, runtime, parse_month) -> None:
     r.add_argument("--month", required=True, help="YYYY-MM")
     r.add_argument("--unit", default="township", choices=["grid", "village", "township", "county", "department"])
     r.add_argument("--out")
+    r.add_argument("--details", action="store_true", help="show: also 参评满意率, 按时办结率, 一次性化解率, 重复网信率, "
+                   "再次信访率, 积案化解率, 超期未评 and the open 积案 per unit")
     r.set_defaults(fn=cmd_rates)
     lg = sub.add_parser("ledger", help="export the case ledger (台账) a user may see to Excel")
     lg.add_argument("--as-user", required=True)

@@ -90,6 +90,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 PETITION_CHANNELS = frozenset({"online_petition", "letter", "visit", "leader_reception"})
+BACKLOG_DAYS = 90   # a 信访 case still open this long after receipt is a 积案 (the backlog 化解清零 works down)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from fractions import Fraction
 from cases import rates as rates_mod
 from cases.auth import User, case_scope
 from cases.calendar import to_local
+from cases.deadlines import BACKLOG_DAYS
 from cases.rates import RateConfig, UnitRates, four_colour, month_bounds, rank
 from gis.errors import BadInput, Conflict, Forbidden, NotFound
 
@@ -107,8 +108,6 @@ def _active_units(db, unit_type: str) -> list[str]:
            "ORDER BY code")
     return [r["code"] for r in db.fetchall(sql, (unit_type,))]
 
-
-BACKLOG_DAYS = 90   # a 信访 case still open this long after receipt is a 积案 (the backlog 化解清零 works down)
 
 _PETITION_SQL = """
 SELECT c.{col} AS unit,

@@ -150,19 +150,21 @@ def ensure_demo(rt, n_cases: int, seed: int, force: bool = False) -> None:
         log("seeded the default routing rules")
     have = db.fetchone("SELECT count(*) AS n FROM case_record")["n"]
     if have == 0 and n_cases > 0:
-        from cases.simulate import Simulator, load_simulated
+        from cases.simulate import Simulator, load_simulated, publish_history
         from fixtures.cases import generate_cases
         from fixtures.city import build_city
 
         city = city or build_city(seed=seed)
         now = datetime.now(CST).replace(microsecond=0)
         start = now - timedelta(days=365)
-        sim = Simulator.from_db(db)
+        sim = Simulator.from_db(db, now=now)
         p = Progress("running a year of synthetic cases through the loop", n_cases)
         total = load_simulated(db, sim, generate_cases(city, n_cases, start, now, seed=seed, now=now),
                                progress=p.step)
         p.step(total, force=True)
         db.execute("SELECT analyze_table('case_record'), analyze_table('case_event')")
+        # the months the city has already closed: frozen 三率 / 四色码 snapshots and their consequences
+        publish_history(db, start, now, progress=log)
     else:
         log(f"reusing {have:,} cases already loaded")
     users = seed_demo_users(db)
@@ -193,7 +195,7 @@ def cmd_load_cases(args, settings):
         end = datetime.fromisoformat(args.end).replace(tzinfo=CST) if args.end else datetime.now(CST)
         start = datetime.fromisoformat(args.start).replace(tzinfo=CST) if args.start else end - timedelta(days=365)
         p = Progress("loading cases", args.n)
-        total = load_simulated(rt.db, Simulator.from_db(rt.db),
+        total = load_simulated(rt.db, Simulator.from_db(rt.db, now=end),
                                generate_cases(city, args.n, start, end, seed=args.seed, now=end), progress=p.step)
         p.step(total, force=True)
     finally:

@@ -33,7 +33,7 @@ def demo(pg_cluster):
     city = build_city()
     load_city(db, city, progress=lambda m: None)
     seed_routing_rules(db)
-    loaded = load_simulated(db, Simulator.from_db(db),
+    loaded = load_simulated(db, Simulator.from_db(db, now=NOW),
                             generate_cases(city, N, NOW - dt.timedelta(days=120), NOW, seed=5, now=NOW))
     users = seed_demo_users(db)
     yield db, city, loaded, users
@@ -162,3 +162,84 @@ def test_no_case_is_invisible_to_the_rates(demo):
     agg = db.fetchone("SELECT sum(reply_cohort) AS n FROM case_day_stats WHERE day >= '2026-10-01' "
                       "AND day < '2026-11-01'")["n"]
     assert n == agg > 0
+
+
+def test_demo_year_has_complex_petitions_and_leader_packages(demo, tmp_path):
+    """Issue 9: the demo year shows 疑难复杂 (seed 002: "除疑难复杂的信访事项外…实行简易程序") and 领导包案 with its
+    约访/下访 (seeds 002, 004), and the ledger's 责任领导/责任单位/办理时限/办理标准 columns (seed 000) are filled."""
+    from openpyxl import load_workbook
+
+    from cases.auth import get_user
+    from cases.ledger import LEDGER_HEADERS, export_ledger
+    from cases.service import CaseService
+
+    db = demo[0]
+    c = db.fetchone(
+        "SELECT count(*) FILTER (WHERE complex) AS complex, "
+        " count(*) FILTER (WHERE complex AND channel NOT IN ('online_petition', 'letter', 'visit', "
+        "   'leader_reception')) AS complex_not_petition, "
+        " count(*) FILTER (WHERE complex AND deadline_profile <> 'petition') AS complex_simple, "
+        " count(*) FILTER (WHERE complex AND NOT EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id "
+        "   AND e.action = 'mark_complex' AND e.reason = c.complex_reason)) AS complex_without_event, "
+        " count(*) FILTER (WHERE channel IN ('online_petition', 'letter', 'visit') AND NOT complex "
+        "   AND deadline_profile = 'simple' AND sign_due_at IS NOT NULL) AS simple_procedure "
+        "FROM case_record c")
+    assert c["complex"] > 0 and c["simple_procedure"] > 0
+    assert c["complex_not_petition"] == c["complex_simple"] == c["complex_without_event"] == 0
+    p = db.fetchone(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE NOT c.complex) AS not_complex, "
+        " count(*) FILTER (WHERE e.data->>'leader' <> p.leader OR e.data->>'target_date' <> p.target_date::text "
+        "   OR e.at <> p.assigned_at) AS event_differs, "
+        " count(*) FILTER (WHERE p.target_date < (p.assigned_at AT TIME ZONE 'Asia/Shanghai')::date) AS target_past, "
+        " (SELECT count(*) FROM case_event v WHERE v.action = 'visit') AS visits "
+        "FROM case_package p JOIN case_record c ON c.id = p.case_id "
+        "JOIN case_event e ON e.case_id = p.case_id AND e.action = 'package'")
+    assert p["n"] > 0 and p["visits"] > 0
+    assert p["not_complex"] == p["event_differs"] == p["target_past"] == 0
+    assert db.fetchone("SELECT count(*) AS n FROM case_event WHERE action IN ('package', 'visit') AND at > %s",
+                       (NOW,))["n"] == 0
+    city = get_user(db, next(u["id"] for u in demo[3] if u["role"] == "city_center"))
+    svc = CaseService(db)
+    packaged, _ = svc.list_page(city, register="领导包案", limit=1000)
+    assert len(packaged) == p["n"] and all(r["package"]["leader"] for r in packaged)
+    booked, _ = svc.list_page(city, register="预约登记", limit=1000)
+    assert booked and all(r["id"] in {x["id"] for x in packaged} for r in booked)
+    out = tmp_path / "ledger.xlsx"
+    export_ledger(db, city, out, NOW - dt.timedelta(days=130), NOW, filters={"channel": ["online_petition", "letter",
+                                                                                          "visit",
+                                                                                          "leader_reception"]},
+                  now=NOW)
+    rows = list(load_workbook(out, read_only=True).worksheets[0].iter_rows(values_only=True))
+    head = rows.index(next(r for r in rows if r and r[0] == LEDGER_HEADERS[0]))
+    cols = {h: i for i, h in enumerate(rows[head])}
+    led = [r for r in rows[head + 1:] if r and r[cols["责任领导"]]]
+    assert len(led) == p["n"]
+    assert all(r[cols["责任单位"]] and r[cols["办理时限"]] and r[cols["办理标准"]] for r in led)
+    assert {r[cols["化解情况"]] for r in led} <= {"已息访办结", "已有化解方案"}
+
+
+def test_demo_publishes_its_closed_months_with_colour_tasks(demo):
+    """Issue 9 (seed 004: 红码 = 排名末位, each colour with its consequence): the demo year publishes every month
+    that ended before its publication day; each coloured unit gets its task; only last places are red."""
+    from cases.simulate import publish_history
+
+    db = demo[0]
+    out = publish_history(db, NOW - dt.timedelta(days=120), NOW)
+    assert [o["month"] for o in out] == ["2026-08-01", "2026-09-01", "2026-10-01"]
+    snap = db.fetchall("SELECT month, unit_type, unit_code, colour, (metrics->>'rank')::int AS rank, "
+                       "published_at FROM rate_snapshot")
+    assert snap and all(r["published_at"] is not None for r in snap)
+    assert {r["month"].isoformat() for r in snap} == {o["month"] for o in out}
+    for r in snap:
+        if r["colour"] == "red":
+            last = max(x["rank"] or 0 for x in snap if (x["month"], x["unit_type"]) == (r["month"], r["unit_type"]))
+            assert r["rank"] == last, r
+    tasks = db.fetchall("SELECT month, unit_type, unit_code, colour, consequence, done_at FROM colour_task")
+    coloured = {(r["month"], r["unit_type"], r["unit_code"]) for r in snap if r["colour"] in
+                ("green", "yellow", "orange", "red")}
+    assert {(t["month"], t["unit_type"], t["unit_code"]) for t in tasks} == coloured
+    assert all(t["consequence"] for t in tasks)
+    newest = max(t["month"] for t in tasks)
+    assert all((t["done_at"] is None) == (t["month"] == newest) for t in tasks)
+    with pytest.raises(Exception, match="已发布"):
+        publish_history(db, NOW - dt.timedelta(days=120), NOW)

@@ -10,6 +10,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify, request
 
+from cases.case_reads import REGISTERS
 from cases.workflow import STATES
 
 bp = Blueprint("openapi", __name__)
@@ -99,7 +100,7 @@ OPERATIONS: dict[str, dict] = {
                                             q("offset", {"type": "integer", "minimum": 0}),
                                             q("cursor", {"type": "string", "maxLength": 400}),
                                             q("register", {"type": "string",
-                                                           "enum": ["接访登记", "预约登记", "矛盾纠纷排查"]})],
+                                                           "enum": list(REGISTERS)})],
                              "responses": ok({"type": "object", "required": ["cases", "next_cursor"], "properties": {
                                  "cases": ARR, "count": {"type": "integer"},
                                  "next_cursor": {"type": "string", "nullable": True}}})},

@@ -227,6 +227,36 @@ def test_review_page_in_chromium(demo, review_app, open_page):  # noqa: F811
         if "<script>" in page.inner_text("#clustercases"):
             break
     assert "<script>window.__pwned = 1</script>" in page.inner_text("#clustercases")
+    # 四色码整改 / 领导包案 / 信访积案 tabs (issue 9): the unit's lists, and a task marked 落实 from the page
+    task = db.fetchone("INSERT INTO colour_task (month, unit_type, unit_code, unit_name, colour, consequence, reason, "
+                       "due_date, created_at) VALUES (%s, 'township', %s, '<b>镇</b>', 'red', '约谈', "
+                       "'<script>window.__pwned = 2</script>', %s, now()) RETURNING id",
+                       (dt.date(int(MONTH[:4]), int(MONTH[5:]), 1), town.region_code, dt.date(2026, 1, 5)))
+    pick = db.fetchone("SELECT id FROM case_record WHERE township_code = %s AND channel = 'letter' ORDER BY id "
+                       "LIMIT 1", (town.region_code,)) or db.fetchone(
+        "SELECT id FROM case_record WHERE township_code = %s ORDER BY id LIMIT 1", (town.region_code,))
+    db.execute("INSERT INTO case_package (case_id, leader, unit, plan, standard, target_date, assigned_at) VALUES "
+               "(%s, '王某某（副县长）', '县信访局', '一案一策', '案结事了', '2026-12-31', now()) ON CONFLICT DO NOTHING",
+               (pick["id"],))
+    page.locator("#go").click()
+    page.wait_for_selector("body[data-ready]", timeout=60_000)
+    packaged = db.fetchone("SELECT count(*) n FROM case_package p JOIN case_record c ON c.id = p.case_id "
+                           "WHERE c.township_code = %s", (town.region_code,))["n"]
+    backlog = db.fetchone("SELECT count(*) n FROM case_record WHERE township_code = %s AND channel IN "
+                          "('online_petition', 'letter', 'visit', 'leader_reception') AND status NOT IN "
+                          "('closed', 'merged', 'rejected') AND received_at < now() - interval '90 days'",
+                          (town.region_code,))["n"]
+    assert int(page.get_attribute("body", "data-packages")) == packaged >= 1
+    assert int(page.get_attribute("body", "data-backlog")) == backlog
+    page.locator('.rv-tabs button[data-tab="packages"]').click()
+    assert page.locator("#packages").is_visible() and not page.locator("#grids").is_visible()
+    assert "王某某（副县长）" in page.inner_text("#packages")
+    page.locator('.rv-tabs button[data-tab="tasks"]').click()
+    assert "<script>window.__pwned = 2</script>" in page.inner_text("#tasks")
+    assert "已逾期" in page.inner_text("#tasks")
+    page.locator(f'#tasks button[data-task="{task["id"]}"]').click()
+    page.wait_for_selector("#tasks .done")
+    assert db.fetchone("SELECT done_at FROM colour_task WHERE id = %s", (task["id"],))["done_at"] is not None
     assert page.evaluate("window.__pwned") is None
     assert page.gg_external == []
     assert page.gg_console_errors == []

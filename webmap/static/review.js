@@ -135,7 +135,8 @@
         $("week").max = String(h.weeks.length); $("week").value = "0"; showWeek(0);
       }),
       gg.api("GET", "/api/review/clusters?" + q).then(renderClusters),
-      loadOutline($("unit").value)
+      loadOutline($("unit").value),
+      loadLists()
     ]).then(function () {
       map.invalidateSize();   // the panels have their final size now
       if (outline.getLayers().length) { map.fitBounds(outline.getBounds(), {padding: [10, 10]}); }
@@ -143,6 +144,84 @@
       document.body.setAttribute("data-ready", "1");
     }, function (e) { status("出错：" + e.message); });
   }
+
+  // 四色码整改 (the consequence of each colour, seed 004), 领导包案 and 信访积案 of the selected unit
+  function inUnit(r, unit) {
+    return [r.county_code, r.township_code, r.village_code].indexOf(unit) >= 0;
+  }
+  function today() { return new Date().toISOString().slice(0, 10); }
+  function renderTasks(tasks, unit) {
+    var rows = tasks.filter(function (t) { return t.unit_code.indexOf(unit) === 0; });
+    var open = rows.filter(function (t) { return !t.done_at; }).length;
+    $("n-tasks").textContent = open ? String(open) : "";
+    $("tasks").tBodies[0].innerHTML = rows.map(function (t) {
+      var late = !t.done_at && t.due_date < today();
+      return "<tr><td>" + esc(t.month) + "</td><td>" + esc(t.unit_name) + "</td><td><span class=\"badge " +
+        esc(t.colour) + "\">" + esc(t.colour_label) + "码</span></td><td>" + esc(t.consequence) + "</td><td>" +
+        esc(t.reason || "") + "</td><td" + (late ? ' class="late"' : "") + ">" + esc(t.due_date) +
+        (late ? " 已逾期" : "") + "</td><td>" + (t.done_at ? '<span class="done">已落实 ' + esc(t.done_at.slice(0, 10)) +
+        "</span>" : '<button type="button" data-task="' + t.id + '">标记落实</button>') + "</td></tr>";
+    }).join("") || '<tr><td colspan="7">本单位暂无四色码整改任务（月度指标发布后生成）</td></tr>';
+    document.body.setAttribute("data-tasks", String(rows.length));
+  }
+  function caseCells(k) {
+    return "<td>" + esc(k.case_no) + "</td><td>" + esc(k.title) + "</td>";
+  }
+  function renderPackages(cases, unit) {
+    var rows = cases.filter(function (k) { return inUnit(k, unit); });
+    $("n-packages").textContent = rows.length ? String(rows.length) : "";
+    $("packages").tBodies[0].innerHTML = rows.map(function (k) {
+      var p = k.package, late = k.status !== "closed" && p.target_date < today();
+      return "<tr>" + caseCells(k) + "<td>" + esc(p.leader) + "</td><td>" + esc(p.unit) + "</td><td" +
+        (late ? ' class="late"' : "") + ">" + esc(p.target_date) + "</td><td>" + esc(p.standard || "") + "</td><td>" +
+        esc(k.status_label || k.status) + "</td></tr>";
+    }).join("") || '<tr><td colspan="7">本单位暂无领导包案</td></tr>';
+    document.body.setAttribute("data-packages", String(rows.length));
+  }
+  function renderBacklog(cases, unit) {
+    var rows = cases.filter(function (k) { return inUnit(k, unit); }), now = Date.now();
+    $("n-backlog").textContent = rows.length ? String(rows.length) : "";
+    $("backlog").tBodies[0].innerHTML = rows.map(function (k) {
+      var days = Math.floor((now - new Date(k.received_at).getTime()) / 864e5);
+      return "<tr>" + caseCells(k) + "<td>" + esc(k.channel_label || k.channel) + "</td><td>" +
+        esc(k.received_at.slice(0, 10)) + '</td><td class="late">' + days + " 天</td><td>" +
+        esc(k.status_label || k.status) + "</td><td>" + (k.package ? esc(k.package.leader) : "未包案") + "</td></tr>";
+    }).join("") || '<tr><td colspan="7">本单位信访积案已清零</td></tr>';
+    document.body.setAttribute("data-backlog", String(rows.length));
+  }
+  function loadLists() {
+    var unit = $("unit").value;
+    return Promise.all([
+      // the consequences set when the selected month was published (or every open one for a date range)
+      gg.api("GET", "/api/colour-tasks?" + ($("from").value && $("to").value ? "open=1" : "month=" + $("month").value))
+        .then(function (d) { state.tasks = d.tasks; renderTasks(d.tasks, unit); }),
+      gg.api("GET", "/api/cases?register=" + encodeURIComponent("领导包案") + "&limit=1000&order=newest")
+        .then(function (d) { renderPackages(d.cases, unit); }),
+      gg.api("GET", "/api/cases?register=" + encodeURIComponent("积案") + "&limit=1000&order=newest")
+        .then(function (d) { renderBacklog(d.cases, unit); })
+    ]);
+  }
+  function showTab(name) {
+    Array.prototype.forEach.call(document.querySelectorAll(".rv-tabs button"), function (b) {
+      var on = b.getAttribute("data-tab") === name;
+      b.setAttribute("aria-selected", on ? "true" : "false");
+      $(b.getAttribute("data-tab")).hidden = !on;
+    });
+  }
+  document.querySelector(".rv-tabs").addEventListener("click", function (ev) {
+    var b = ev.target.closest("button[data-tab]");
+    if (b) { showTab(b.getAttribute("data-tab")); }
+  });
+  $("tasks").addEventListener("click", function (ev) {
+    var b = ev.target.closest("button[data-task]");
+    if (!b) { return; }
+    b.disabled = true;
+    gg.api("POST", "/api/colour-tasks/" + b.getAttribute("data-task") + "/done").then(function (t) {
+      state.tasks = state.tasks.map(function (x) { return x.id === t.id ? t : x; });
+      renderTasks(state.tasks, $("unit").value);
+      status("已标记落实：" + t.unit_name + " " + t.month + " " + t.consequence);
+    }, function (e) { b.disabled = false; status("出错：" + e.message); });
+  });
 
   function lastMonth() {
     var d = new Date(); d.setDate(1); d.setMonth(d.getMonth() - 1);
