@@ -148,8 +148,9 @@ def register(sub, runtime, parse_month) -> None:
     r.add_argument("--month", required=True, help="YYYY-MM")
     r.add_argument("--unit", default="township", choices=["grid", "village", "township", "county", "department"])
     r.add_argument("--out")
-    r.add_argument("--details", action="store_true", help="show: also 参评满意率, 按时办结率, 一次性化解率, 重复网信率, "
-                   "再次信访率, 积案化解率, 超期未评 and the open 积案 per unit")
+    r.add_argument("--details", action="store_true",
+                   help="show: also 参评满意率, 按时办结率, 一次性化解率, 重复网信率, 再次信访率, 积案化解率, "
+                        "超期未评 and the open 积案 per unit")
     r.set_defaults(fn=cmd_rates)
     lg = sub.add_parser("ledger", help="export the case ledger (台账) a user may see to Excel")
     lg.add_argument("--as-user", required=True)

@@ -24,7 +24,6 @@ from cases.deadlines import PETITION_CHANNELS, channel_code, compute_deadlines
 from cases.reporters import mark_first_petitions, reporter_identities, reporter_key
 from gis.db import copy_rows
 
-
 CASE_COLUMNS = [
     "id", "case_no", "submission_key", "channel", "kind", "category_code", "title", "content", "anonymous",
     "reporter_name", "reporter_phone", "reporter_id_no", "reporter_key", "address_text", "geom", "orig_crs", "orig_x",

@@ -236,7 +236,8 @@ def test_review_page_in_chromium(demo, review_app, open_page):  # noqa: F811
                        "LIMIT 1", (town.region_code,)) or db.fetchone(
         "SELECT id FROM case_record WHERE township_code = %s ORDER BY id LIMIT 1", (town.region_code,))
     db.execute("INSERT INTO case_package (case_id, leader, unit, plan, standard, target_date, assigned_at) VALUES "
-               "(%s, '王某某（副县长）', '县信访局', '一案一策', '案结事了', '2026-12-31', now()) ON CONFLICT DO NOTHING",
+               "(%s, '王某某（副县长）', '县信访局', '一案一策', '案结事了', '2026-12-31', now()) "
+               "ON CONFLICT DO NOTHING",
                (pick["id"],))
     page.locator("#go").click()
     page.wait_for_selector("body[data-ready]", timeout=60_000)
