@@ -151,7 +151,10 @@
   }
   function today() { return new Date().toISOString().slice(0, 10); }
   function renderTasks(tasks, unit) {
-    var rows = tasks.filter(function (t) { return t.unit_code.indexOf(unit) === 0; });
+    // the unit's own task first, then its sub-units' (red first, as the API orders them)
+    var rows = tasks.filter(function (t) { return t.unit_code.indexOf(unit) === 0; }).sort(function (a, b) {
+      return (b.unit_code === unit) - (a.unit_code === unit);
+    });
     var open = rows.filter(function (t) { return !t.done_at; }).length;
     $("n-tasks").textContent = open ? String(open) : "";
     $("tasks").tBodies[0].innerHTML = rows.map(function (t) {
