@@ -26,6 +26,9 @@ REGISTERS = {
 }
 
 
+EVENT_VIEW_COLUMNS = "at, actor_role, action, from_state, to_state, reason, data"
+
+
 class CaseReads:
     """get / list / list_page / repeat_counts of CaseService."""
 
@@ -41,16 +44,21 @@ class CaseReads:
                                {**params, "cid": int(case_id)})
         if row is None:
             raise NotFound(f"case {case_id} not found")
+        events = self.db.fetchall(f"SELECT {EVENT_VIEW_COLUMNS} FROM case_event WHERE case_id = %s ORDER BY id",
+                                  (case_id,))
+        pkg = self.db.fetchone("SELECT leader, unit, plan, standard, target_date, assigned_at FROM case_package "
+                               "WHERE case_id = %s", (case_id,))
+        return self.case_view(user, row, events, pkg)
+
+    def case_view(self, user: User, row: dict, events: list[dict], pkg: dict | None) -> dict:
+        """The case as `get` shows it, from its row (CASE_COLUMNS), its events (EVENT_VIEW_COLUMNS, in order)
+        and its package (intake builds it from what it has just written, without reading it back)."""
         out = present_personal_data(user, _plain(row))
-        out["events"] = [_plain(e) for e in self.db.fetchall(
-            "SELECT at, actor_role, action, from_state, to_state, reason, data FROM case_event WHERE case_id = %s "
-            "ORDER BY id", (case_id,))]
+        out["events"] = [_plain(e) for e in events]
         out["deadlines"] = self.deadlines_for(row).to_dict()
         out["status_label"] = workflow.STATES.get(row["status"], row["status"])
         out["channel_label"] = CHANNELS.get(row["channel"], row["channel"])
         out["allowed_actions"] = workflow.allowed_actions(row["status"], user.role)
-        pkg = self.db.fetchone("SELECT leader, unit, plan, standard, target_date, assigned_at FROM case_package "
-                               "WHERE case_id = %s", (case_id,))
         out["package"] = {**_plain(pkg), "target_date": pkg["target_date"].isoformat()} if pkg else None
         out["outcome"] = workflow.petition_outcome(row["status"], pkg is not None) \
             if row["channel"] in PETITION_CHANNELS else None

@@ -24,7 +24,7 @@ from cases.accused import Directory
 from cases.accused import resolve as resolve_accused
 from cases.auth import User, case_scope, region_prefix
 from cases.calendar import WorkCalendar, to_local
-from cases.case_reads import CaseReads
+from cases.case_reads import EVENT_VIEW_COLUMNS, CaseReads
 from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _now, _plain, next_due  # noqa: F401 - next_due: re-export
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, compute_deadlines, extend
@@ -199,7 +199,8 @@ class CaseService(CaseReads, SystemSweeps):
         from grids.locate import locate as _locate
 
         def locate(_db, *a, **kw):
-            return _locate(db or self.db, *a, **kw)
+            # with the distance to the nearest other grid in the same statement (需确认 near a boundary)
+            return _locate(db or self.db, *a, near_m=self.config.boundary_m, **kw)
 
         out = {"needs_pin": False, "geocode": None, "lon": None, "lat": None, "orig": None, "chain": None}
         x, y = sub.get("lon", sub.get("x")), sub.get("lat", sub.get("y"))
@@ -241,17 +242,6 @@ class CaseService(CaseReads, SystemSweeps):
                                "WHERE s.grid_code = %s AND r.is_officer AND s.active ORDER BY s.code LIMIT 1",
                                (grid_code,))
         return row and row["code"]
-
-    def _near_other_grid(self, lon, lat, grid_code, generation, db=None) -> float | None:
-        """Distance in metres to the nearest other grid when closer than config.boundary_m, else None."""
-        # Index prefilter in degrees (conservative at any latitude below 85°), then exact geodesic test.
-        deg = self.config.boundary_m * 1.2 / (111_000.0 * max(math.cos(math.radians(lat)), 0.087))
-        row = (db or self.db).fetchone(
-            "SELECT min(ST_Distance(g.geom::geography, p.pt::geography)) AS d FROM grid g, "
-            "(SELECT ST_SetSRID(ST_MakePoint(%s, %s), 4326) AS pt) p WHERE g.generation = %s AND g.code <> %s "
-            "AND g.geom && ST_Expand(p.pt, %s) AND ST_DWithin(g.geom::geography, p.pt::geography, %s)",
-            (float(lon), float(lat), generation, grid_code, deg, self.config.boundary_m))
-        return row["d"] if row and row["d"] is not None else None
 
     # -- intake -------------------------------------------------------------------------------
     def _validate_submission(self, sub: dict) -> dict:
@@ -374,9 +364,7 @@ class CaseService(CaseReads, SystemSweeps):
                      "county_code": (chain.get("county") or {}).get("code")}
             if not codes["county_code"] and loc.get("partial"):
                 codes.update({k: v for k, v in loc["partial"].items()})
-            near = None
-            if codes["grid_code"]:
-                near = self._near_other_grid(loc["lon"], loc["lat"], codes["grid_code"], codes["generation"], tx)
+            near = chain.get("near_other_grid_m") if codes["grid_code"] else None
         officer = next((p.get("code") for p in [chain.get("officer") or {}] if p.get("code")), None) \
             if chain else None
         case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],
@@ -422,9 +410,9 @@ class CaseService(CaseReads, SystemSweeps):
                "near_boundary": prep["near"] is not None, "lead_department": d.lead_department,
                "handling_level": d.handling_level, "routing": d.to_dict()}
         if view and actor:
-            try:
-                out = self._read(actor, case_id)
-            except NotFound:  # registered for another jurisdiction (or naming the actor): the essentials only
+            if prep["visible"]:
+                out = self.case_view(actor, prep["row"], [dict(e) for e in prep["events"]], None)
+            else:  # registered for another jurisdiction (or naming the actor): the essentials only
                 out = {"id": case_id, "case_no": case_no, "status": state, "visible": False}
         return {**out, "duplicate_submission": False, "duplicates": dups}
 
@@ -464,8 +452,9 @@ class CaseService(CaseReads, SystemSweeps):
                                accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"],
                                policy=self.deadline_policy)
         d = dl.as_fields()
+        scope, scope_params = case_scope(actor) if actor is not None else ("false", {})
         cur.execute(
-            "INSERT INTO case_record (case_no, submission_key, channel, kind, category_code, title, content, "
+            "INSERT INTO case_record AS c (case_no, submission_key, channel, kind, category_code, title, content, "
             "anonymous, reporter_name, reporter_phone, reporter_id_no, reporter_key, address_text, geom, orig_crs, "
             "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
             "received_at, accepted_at, dispatched_at, handling_level, handler_region, lead_department, "
@@ -479,8 +468,10 @@ class CaseService(CaseReads, SystemSweeps):
             "%(grid)s, %(gen)s, %(village)s, %(township)s, %(county)s, %(state)s, %(emerg)s, %(received)s, "
             "%(accepted)s, %(dispatched)s, %(level)s, %(hregion)s, %(lead)s, %(co)s, %(officer)s, %(routing)s, "
             "%(geocode)s, %(near)s, %(pin)s, %(au)s, %(ap)s, %(profile)s, %(sign_due)s, %(reply_due)s, "
-            "%(accept_due)s, %(handle_due)s, %(mentions)s, %(gfloor)s, %(greview)s, %(shash)s) RETURNING id, case_no",
-            {"key": sub.get("submission_key"), "channel": sub["channel"], "kind": sub["kind"],
+            "%(accept_due)s, %(handle_due)s, %(mentions)s, %(gfloor)s, %(greview)s, %(shash)s) "
+            # the row as a read shows it, and whether the actor may read it: the view without a read-back
+            f"RETURNING {CASE_COLUMNS}, ({scope}) AS visible",
+            {**scope_params, "key": sub.get("submission_key"), "channel": sub["channel"], "kind": sub["kind"],
              "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
              "anon": sub["anonymous"],
              "rname": None if sub["anonymous"] else sub.get("reporter_name"),
@@ -504,16 +495,19 @@ class CaseService(CaseReads, SystemSweeps):
              "mentions": json.dumps(sub["accused_mentions"], ensure_ascii=False) if sub.get("accused_mentions")
              else None, "gfloor": sub.get("guard_floor"), "greview": bool(sub.get("guard_review")),
              "shash": sub.get("fingerprint")})
-        row = cur.fetchone()
+        row = dict(cur.fetchone())
+        prep["visible"] = row.pop("visible")
+        prep["row"] = row
         prep["case_no"] = row["case_no"]
         case_id = row["id"]
         if sub["kind"] == "求决" and sub["channel"] in PETITION_CHANNELS:
             mark_first_petitions(cur, [case_id])
-        psycopg2.extras.execute_values(
+        prep["events"] = psycopg2.extras.execute_values(
             cur, "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
-                 "data) VALUES %s",
+                 f"data) VALUES %s RETURNING {EVENT_VIEW_COLUMNS}",
             [(case_id, received, actor.id if actor else None, role, action, frm, to, reason,
-              json.dumps(data, ensure_ascii=False, default=str)) for role, action, frm, to, reason, data in events])
+              json.dumps(data, ensure_ascii=False, default=str)) for role, action, frm, to, reason, data in events],
+            fetch=True)
         dups = self._duplicates(cur, case_id, {**codes, "category_code": sub.get("category_code"),
                                                "received_at": received, "lon": loc["lon"], "lat": loc["lat"],
                                                "title": sub["title"], "content": sub.get("content") or "",
@@ -527,8 +521,22 @@ class CaseService(CaseReads, SystemSweeps):
         if actor is None:
             return []
         new = {**new, "id": case_id}
+        cur.execute(*self.duplicate_query(actor, case_id, new))
+        cands = cur.fetchall()
+        if not cands:
+            return []
+        return suggest_duplicates(dict(new), [dict(c) for c in cands], radius_m=self.config.duplicate_radius_m,
+                                  days=self.config.duplicate_days)
+
+    def duplicate_query(self, actor: User, case_id: int, new: dict) -> tuple[str, dict]:
+        """The candidate search of `_duplicates`: same reporter, or same category within the radius, received
+        within ±duplicate_days, among the cases the actor may see. Both arms are bounded by an index that
+        matches them (reporter_key + received_at; GiST category + geom + received_at, migration 0079)."""
         scope, scope_params = case_scope(actor)
-        cur.execute(
+        return (
+            # MATERIALIZED: without it the planner walks the (category, received_at) index backwards for the
+            # ORDER BY … LIMIT and reads every case of the category in the window to find the few nearby
+            "WITH cand AS MATERIALIZED ("
             "SELECT c.id, c.case_no, c.received_at, c.category_code, c.title, c.content, c.anonymous, "
             "c.reporter_phone, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM case_record c "
             f"WHERE {scope} AND c.id <> %(id)s AND c.status <> 'merged' "
@@ -537,19 +545,14 @@ class CaseService(CaseReads, SystemSweeps):
             "AND ((%(rkey)s::text IS NOT NULL AND c.reporter_key = %(rkey)s) OR (c.category_code = %(cat)s AND "
             "%(lon)s::float8 IS NOT NULL AND c.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), "
             "%(deg)s) AND ST_DWithin(c.geom::geography, "
-            "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(r)s))) "
-            "ORDER BY c.received_at DESC LIMIT 50",
+            "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(r)s)))) "
+            "SELECT * FROM cand ORDER BY received_at DESC LIMIT 50",
             {**scope_params, "id": case_id, "t": new["received_at"], "days": self.config.duplicate_days,
              "rkey": new["reporter_key"],
              "cat": new["category_code"], "lon": new["lon"], "lat": new["lat"],
              "r": self.config.duplicate_radius_m,
              "deg": self.config.duplicate_radius_m * 1.2 / (111_000.0 * max(math.cos(math.radians(new["lat"] or 0)),
                                                                            0.087))})
-        cands = cur.fetchall()
-        if not cands:
-            return []
-        return suggest_duplicates(dict(new), [dict(c) for c in cands], radius_m=self.config.duplicate_radius_m,
-                                  days=self.config.duplicate_days)
 
     def _set_deadlines(self, cur, case_id: int) -> None:
         cur.execute("SELECT channel, kind, emergency, complex, received_at, accepted_at, dispatched_at, extended_days "

@@ -491,6 +491,7 @@ def prepare_database(superuser_dsn: str) -> None:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            cur.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
             cur.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             # Tables, views and unlinked sequences of the app (not those of extensions) left by a
             # superuser-era install: give them to the owner role.

@@ -152,23 +152,25 @@ def parse_point(x, y, crs: str | None = "EPSG:4326", coverage: Coverage | None =
 _LOCATE_SQL = """
 WITH pt AS (
     SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g
+), gen AS (
+    SELECT coalesce(%(gen)s::int, (SELECT id FROM generation WHERE active)) AS id
 ), hit AS (
     SELECT g.code, 0.0::float8 AS distance_m
     FROM grid g
-    WHERE g.generation = %(gen)s
+    WHERE g.generation = (SELECT id FROM gen)
       AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))
     ORDER BY g.code
     LIMIT 1
 ), first AS (
     SELECT ST_Distance(g.geom::geography, pt.g::geography) AS d
     FROM grid g, pt
-    WHERE g.generation = %(gen)s AND NOT EXISTS (SELECT 1 FROM hit)
+    WHERE g.generation = (SELECT id FROM gen) AND NOT EXISTS (SELECT 1 FROM hit)
     ORDER BY g.geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
     LIMIT 1
 ), near AS (
     SELECT g.code, ST_Distance(g.geom::geography, pt.g::geography) AS distance_m
     FROM grid g, pt, first
-    WHERE g.generation = %(gen)s
+    WHERE g.generation = (SELECT id FROM gen)
       AND ST_DWithin(g.geom, pt.g,
                      (first.d + 1.0) / (%(m_per_deg)s * cos(radians(least(abs(%(lat)s) + 1.0, 89.0)))))
     ORDER BY distance_m, g.code
@@ -189,9 +191,17 @@ SELECT f.status, f.distance_m,
        (SELECT json_agg(json_build_object('code', s.code, 'role', s.role, 'label', r.label, 'is_officer', r.is_officer,
                                           'name', s.name, 'phone', s.phone) ORDER BY r.sort, s.code)
           FROM staff s JOIN staff_role r ON r.role = s.role
-         WHERE s.grid_code = g.code AND s.active) AS staff
+         WHERE s.grid_code = g.code AND s.active) AS staff,
+       -- the nearest other grid when closer than near_m metres (intake's 需确认 near a boundary): index
+       -- prefilter in degrees (conservative below 85°), then the exact geodesic test
+       CASE WHEN %(near_m)s::float8 > 0 AND f.status = 'inside' THEN
+           (SELECT min(ST_Distance(o.geom::geography, pt.g::geography)) FROM grid o, pt
+             WHERE o.generation = g.generation AND o.code <> g.code
+               AND o.geom && ST_Expand(pt.g, %(near_m)s::float8 * 1.2
+                                             / (111000.0 * greatest(cos(radians(%(lat)s::float8)), 0.087)))
+               AND ST_DWithin(o.geom::geography, pt.g::geography, %(near_m)s::float8)) END AS near_m
 FROM found f
-JOIN grid g ON g.code = f.code AND g.generation = %(gen)s
+JOIN grid g ON g.code = f.code AND g.generation = (SELECT id FROM gen)
 LEFT JOIN region v ON v.code = g.village_code AND v.generation = g.generation
 LEFT JOIN region t ON t.code = v.parent_code AND t.generation = g.generation
 LEFT JOIN region c ON c.code = t.parent_code AND c.generation = g.generation
@@ -212,12 +222,15 @@ def coverage_of(db, generation: int) -> Coverage | None:
     return Coverage(row["x0"], row["y0"], row["x1"], row["y1"])
 
 
-def find_grid(db, lon: float, lat: float, generation: int) -> dict | None:
-    """The raw lookup row (status, grid and its chain) for a WGS84 point; None when the generation is empty."""
+def find_grid(db, lon: float, lat: float, generation: int | None, near_m: float = 0.0) -> dict | None:
+    """The raw lookup row (status, grid and its chain, and `near_m`: the distance to the nearest other grid
+    when closer than near_m metres) for a WGS84 point in a generation (None: the active one); None when the
+    generation is empty or there is none."""
     # A prepared statement: planning this query costs more than running it.
     return db.fetchone_prepared("gridgov_locate", _LOCATE_SQL,
-                                {"lon": float(lon), "lat": float(lat), "gen": int(generation),
-                                 "m_per_deg": _M_PER_DEG_LAT})
+                                {"lon": float(lon), "lat": float(lat),
+                                 "gen": None if generation is None else int(generation),
+                                 "m_per_deg": _M_PER_DEG_LAT, "near_m": float(near_m)})
 
 
 def _region(code, name, kind=None) -> dict | None:
@@ -259,29 +272,38 @@ def _shape(row: dict, original: dict, lon: float, lat: float) -> dict:
 
 
 def locate(db, lon, lat, crs: str | None = "EPSG:4326", generation: int | None = None,
-           max_distance_m: float = MAX_DISTANCE_M) -> dict:
-    """Locate a point: its grid and whole governance chain, or 'outside' with the nearest grid."""
-    gen = resolve_generation(db, generation)
+           max_distance_m: float = MAX_DISTANCE_M, near_m: float = 0.0) -> dict:
+    """Locate a point: its grid and whole governance chain, or 'outside' with the nearest grid.
+
+    One round trip (the active generation is looked up inside the statement). With `near_m` > 0 the answer
+    also carries `near_other_grid_m`: the distance to the nearest other grid when closer than that, else None.
+    """
+    gen = resolve_generation(db, generation) if generation is not None else None
     try:
         wlon, wlat, original = parse_point(lon, lat, crs)
     except BadInput as e:
         if e.field not in ("lon", "lat", "crs", "x", "y"):
             raise
         # Only on the error path: would swapping the two numbers land in the city?
-        cov = coverage_of(db, gen)
+        cov = coverage_of(db, gen if gen is not None else resolve_generation(db))
         if cov is not None:
             parse_point(lon, lat, crs, coverage=cov, max_distance_m=max_distance_m)
         raise
-    row = find_grid(db, wlon, wlat, gen)
+    row = find_grid(db, wlon, wlat, gen, near_m)
     if row is None:
+        gen = resolve_generation(db, gen)  # NotFound when no generation is active
         raise NotFound(f"网格版本 {gen} 中没有网格", field="generation")
+    gen = row["generation"]
     if row["status"] == "outside" and row["distance_m"] > max_distance_m:
         cov = coverage_of(db, gen)
         if cov is not None:
             parse_point(lon, lat, crs, coverage=cov, max_distance_m=max_distance_m)  # raises "swapped" if it is
         raise FarOutside(f"坐标远离辖区: 距最近网格 {row['distance_m'] / 1000:.1f} km "
                          f"(上限 {max_distance_m / 1000:g} km)", field=original_field(original["crs"]))
-    return _shape(row, original, wlon, wlat)
+    out = _shape(row, original, wlon, wlat)
+    if near_m > 0:
+        out["near_other_grid_m"] = row["near_m"]
+    return out
 
 
 def original_field(crs_name: str) -> str:

@@ -367,3 +367,60 @@ def test_urgency_puts_cases_awaiting_evaluation_last(svc, users):
     svc.act(users["officer1"], a["id"], "reply", data={"solved": True}, now=T0)
     order = [c["id"] for c in svc.list(users["officer1"], open_only=True)]
     assert order == [b["id"], a["id"]]  # b waits to be signed; a only waits for the citizen's evaluation
+
+
+def test_intake_answer_equals_a_read_back_without_reading_back(svc, users, db):
+    """Issue 11: intake builds the case view from the row and events it has just written (INSERT … RETURNING,
+    with the actor's scope evaluated on the new row) instead of reading them back; the answer equals what
+    `get` reads, field for field; a case outside the actor's jurisdiction is still only the essentials."""
+    for who, sub in (("dispatcher", submission()),
+                     ("dispatcher", submission(lon=X0 + 0.012, channel="网上信访", kind="投诉")),
+                     ("dispatcher", submission(emergency=True, reporter_phone=None)),
+                     ("township", submission(title="乡镇登记")),
+                     ("officer1", submission(title="网格员上报", channel="网格员上报"))):
+        created = svc.intake(sub, users[who], now=T0)
+        read = svc.get(users[who], created["id"])
+        assert {k: v for k, v in created.items() if k not in ("duplicate_submission", "duplicates")} == read
+    elsewhere = svc.intake(submission(lon=X0 + 0.025, title="外乡镇"), users["township"], now=T0)
+    assert db.fetchone("SELECT township_code FROM case_record WHERE id = %s", (elsewhere["id"],))["township_code"] \
+        != users["township"].region_code
+    assert elsewhere["visible"] is False and "reporter_phone" not in elsewhere and "events" not in elsewhere
+    with pytest.raises(NotFound):
+        svc.get(users["township"], elsewhere["id"])
+
+
+def test_duplicate_search_reads_the_window_not_the_history_of_a_hot_spot(svc, users, db):
+    """Issue 11: intake fell from 292 to 74 req/s after 6,000 cases in one district, because the duplicate
+    search read every case of the category in the window (category + time index) and filtered by distance.
+    The index matches the query (category + space + time), so what it reads is the window's cases at the spot,
+    whatever the spot's history and however many cases of the category arrive elsewhere."""
+    lon, lat = X0 + 0.004, Y0 + 0.005
+    db.execute("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, geom, category_code)
+        SELECT 'H' || i, 'hotline_12345', '求决', '旧案', 'closed',
+               %(t)s - interval '400 days' + i * interval '1 minute',
+               ST_SetSRID(ST_MakePoint(%(x)s + (i %% 7) * 1e-6, %(y)s), 4326), 'CJ01'
+        FROM generate_series(1, 3000) i""", {"t": T0, "x": lon, "y": lat})
+    # and a surge of the same category elsewhere in the city, inside the window (a flood, a load test)
+    db.execute("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, geom, category_code)
+        SELECT 'S' || i, 'hotline_12345', '求决', '别处', 'dispatched', %(t)s - i * interval '4 minutes',
+               ST_SetSRID(ST_MakePoint(%(x)s + 0.01 + (i %% 100) * 1e-4, %(y)s + (i / 100) * 1e-4), 4326), 'CJ01'
+        FROM generate_series(1, 6000) i""", {"t": T0, "x": lon, "y": lat})
+    recent = [svc.intake(submission(title=f"近期{i}", reporter_phone=f"1380000{i:04d}"), users["dispatcher"],
+                         now=T0 - dt.timedelta(days=i))["id"] for i in range(1, 6)]
+    db.execute("ANALYZE case_record")
+    new = {"received_at": T0, "reporter_key": None, "category_code": "CJ01", "lon": lon, "lat": lat}
+    sql, params = svc.duplicate_query(users["dispatcher"], 0, new)
+    assert {r["id"] for r in db.fetchall(sql, params)} == set(recent)
+    plan = db.fetchone("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)["QUERY PLAN"][0]["Plan"]
+
+    def nodes(n):
+        yield n
+        for child in n.get("Plans", []):
+            yield from nodes(child)
+
+    scans = [n for n in nodes(plan) if "Index" in n["Node Type"] or "Seq" in n["Node Type"]]
+    assert any(n.get("Index Name") == "case_geom_time_idx" for n in scans), \
+        [(n["Node Type"], n.get("Index Name"), n["Actual Rows"]) for n in scans]
+    assert sum(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) for n in scans) <= 20

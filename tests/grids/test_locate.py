@@ -177,3 +177,27 @@ def test_mask_phone():
     assert mask_phone("13912345678") == "139****5678"
     assert mask_phone("0434-3271234") == "043****1234"
     assert mask_phone("") == "" and mask_phone(None) == "" and mask_phone("12345") == "****"
+
+
+def test_near_other_grid_in_the_same_statement_equals_a_direct_geodesic_query(tiny):
+    """Issue 11: intake's near-boundary check rides on the locate statement (one round trip, not two); its
+    distance equals the direct geodesic minimum over the other grids, and is None beyond the limit."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    checked = near = 0
+    for lon, lat in zip(X0 + rng.random(300) * 0.03, Y0 + rng.random(300) * 0.012, strict=True):
+        r = locate(tiny, float(lon), float(lat), near_m=150.0)
+        if r["status"] != "inside":
+            continue
+        direct = tiny.fetchone(
+            "SELECT min(ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography)) AS d "
+            "FROM grid WHERE generation = 1 AND code <> %s", (float(lon), float(lat), r["grid"]["code"]))["d"]
+        if direct is not None and direct < 150.0:
+            assert r["near_other_grid_m"] == pytest.approx(direct, abs=1e-6)
+            near += 1
+        else:
+            assert r["near_other_grid_m"] is None
+        checked += 1
+    assert checked > 100 and 0 < near < checked
+    assert "near_other_grid_m" not in locate(tiny, X0 + 0.005, Y0 + 0.005)   # not asked: not computed
