@@ -276,3 +276,14 @@ def test_review_png_for_the_meeting(demo, tmp_path):  # noqa: F811
     assert db.fetchone("SELECT count(*) n FROM api_token WHERE name = 'review-png' AND NOT revoked")["n"] == 0
     with pytest.raises(NotFound):
         review_png(db, town, "229999999", MONTH, tmp_path / "x.png")
+
+
+def test_day_stats_trigger_runs_the_current_delta_sql_as_static_statements(db):
+    """Issue 11: the trigger's upsert is static SQL generated from case_day_stats_upsert_sql (plans kept per
+    session, not re-planned per intake); a migration that redefines the delta SQL must regenerate it. The
+    installed body holds exactly today's three statements and no EXECUTE."""
+    body = db.fetchone("SELECT prosrc FROM pg_proc WHERE proname = 'case_day_stats_sync'")["prosrc"]
+    for src in ("SELECT n.*, 1 AS sgn FROM new_rows n", "SELECT o.*, -1 AS sgn FROM old_rows o",
+                "SELECT o.*, -1 AS sgn FROM old_rows o UNION ALL SELECT n.*, 1 FROM new_rows n"):
+        assert db.fetchone("SELECT case_day_stats_upsert_sql(%s) AS q", (src,))["q"] in body
+    assert "EXECUTE" not in body.upper()
