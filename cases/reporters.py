@@ -29,11 +29,15 @@ def link_reporter(cur, phone: str | None, id_no: str | None) -> str | None:
     idents = reporter_identities(phone, id_no)
     if not idents:
         return None
-    cur.execute("SELECT DISTINCT person_key FROM reporter_identity WHERE ident = ANY(%s) ORDER BY 1", (idents,))
-    keys = [r["person_key"] if isinstance(r, dict) else r[0] for r in cur.fetchall()]
-    key = keys[0] if keys else idents[0]
-    cur.execute("INSERT INTO reporter_identity (ident, person_key) SELECT unnest(%s::text[]), %s "
-                "ON CONFLICT (ident) DO NOTHING", (idents, key))
+    # one round trip: the known persons of these identities, and the unknown identities joined to the first
+    cur.execute("WITH known AS (SELECT DISTINCT person_key FROM reporter_identity WHERE ident = ANY(%(ids)s)), "
+                "k AS (SELECT coalesce((SELECT min(person_key) FROM known), %(first)s) AS key), "
+                "ins AS (INSERT INTO reporter_identity (ident, person_key) SELECT unnest(%(ids)s::text[]), "
+                "(SELECT key FROM k) ON CONFLICT (ident) DO NOTHING) "
+                "SELECT (SELECT key FROM k) AS key, ARRAY(SELECT person_key FROM known ORDER BY 1) AS keys",
+                {"ids": idents, "first": idents[0]})
+    row = cur.fetchone()
+    key, keys = (row["key"], row["keys"]) if isinstance(row, dict) else row
     if len(keys) > 1:
         cur.execute("UPDATE reporter_identity SET person_key = %s WHERE person_key = ANY(%s)", (key, keys[1:]))
         cur.execute("UPDATE case_record SET reporter_key = %s WHERE reporter_key = ANY(%s)", (key, keys[1:]))

@@ -354,17 +354,17 @@ class CaseService(CaseReads, SystemSweeps):
             sub = self._validate_submission(sub)
         now = to_local(now) if now else _now()
         ref = self.reference()
-        with self.db.session() as tx:  # every lookup of this intake in one read transaction
-            loc = self._resolve_location(sub, tx)
-            chain = loc["chain"] or {}
-            grid = chain.get("grid") or {}
-            codes = {"grid_code": grid.get("code"), "generation": grid.get("generation"),
-                     "village_code": (chain.get("village") or {}).get("code"),
-                     "township_code": (chain.get("township") or {}).get("code"),
-                     "county_code": (chain.get("county") or {}).get("code")}
-            if not codes["county_code"] and loc.get("partial"):
-                codes.update({k: v for k, v in loc["partial"].items()})
-            near = chain.get("near_other_grid_m") if codes["grid_code"] else None
+        # one statement (the locate, with the near-boundary distance), on its own: no transaction around it
+        loc = self._resolve_location(sub)
+        chain = loc["chain"] or {}
+        grid = chain.get("grid") or {}
+        codes = {"grid_code": grid.get("code"), "generation": grid.get("generation"),
+                 "village_code": (chain.get("village") or {}).get("code"),
+                 "township_code": (chain.get("township") or {}).get("code"),
+                 "county_code": (chain.get("county") or {}).get("code")}
+        if not codes["county_code"] and loc.get("partial"):
+            codes.update({k: v for k, v in loc["partial"].items()})
+        near = chain.get("near_other_grid_m") if codes["grid_code"] else None
         officer = next((p.get("code") for p in [chain.get("officer") or {}] if p.get("code")), None) \
             if chain else None
         case_for_routing = {**codes, "category_code": sub.get("category_code"), "kind": sub["kind"],

@@ -3,7 +3,11 @@
 -- with that SQL as static statements, generated from the current case_day_stats_upsert_sql, so PL/pgSQL
 -- keeps their plans for the session. Whoever redefines case_day_stats_delta_sql must call
 -- case_day_stats_install_sync() afterwards (tests/webmap/test_review.py checks the installed body is current).
-CREATE FUNCTION case_day_stats_install_sync() RETURNS void LANGUAGE plpgsql AS $i$
+-- The delta SQL carries the deployment's time zone as a constant, so recording a zone (app_setting
+-- 'time_zone', gis.runtime.record_time_zone as the app role) regenerates the body through a trigger;
+-- SECURITY DEFINER: the function belongs to the owner role, which alone may replace it.
+CREATE FUNCTION case_day_stats_install_sync() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp AS $i$
 BEGIN
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION case_day_stats_sync() RETURNS trigger LANGUAGE plpgsql AS $body$
@@ -26,3 +30,11 @@ END
 $i$;
 
 SELECT case_day_stats_install_sync();
+
+CREATE FUNCTION app_setting_time_zone_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM case_day_stats_install_sync();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER app_setting_time_zone AFTER INSERT OR UPDATE ON app_setting
+    FOR EACH ROW WHEN (NEW.key = 'time_zone') EXECUTE FUNCTION app_setting_time_zone_changed();
