@@ -409,7 +409,7 @@ def test_duplicate_search_reads_the_window_not_the_history_of_a_hot_spot(svc, us
         FROM generate_series(1, 6000) i""", {"t": T0, "x": lon, "y": lat})
     recent = [svc.intake(submission(title=f"近期{i}", reporter_phone=f"1380000{i:04d}"), users["dispatcher"],
                          now=T0 - dt.timedelta(days=i))["id"] for i in range(1, 6)]
-    db.execute("ANALYZE case_record")
+    db.execute("SELECT analyze_table('case_record')")
     new = {"received_at": T0, "reporter_key": None, "category_code": "CJ01", "lon": lon, "lat": lat}
     sql, params = svc.duplicate_query(users["dispatcher"], 0, new)
     assert {r["id"] for r in db.fetchall(sql, params)} == set(recent)
@@ -424,3 +424,32 @@ def test_duplicate_search_reads_the_window_not_the_history_of_a_hot_spot(svc, us
     assert any(n.get("Index Name") == "case_geom_time_idx" for n in scans), \
         [(n["Node Type"], n.get("Index Name"), n["Actual Rows"]) for n in scans]
     assert sum(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) for n in scans) <= 20
+
+
+def test_the_urgent_first_page_reads_a_page_not_every_open_case(svc, users, db):
+    """Issue 11: the list, most urgent first, sorted all open cases of the scope for each page (90–190 ms for a
+    dispatcher with 50,000 open cases, more while intake ran). The index on the list's own sort key over the
+    open cases gives a page in order; it must stay identical to the key the list sorts by."""
+    from cases.auth import case_scope
+    from cases.case_reads import _LIST_ORDERS
+    from cases.case_rows import OPEN_STATES
+
+    db.execute("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, sign_due_at, county_code,
+                                 township_code, village_code)
+        SELECT 'U' || i, 'hotline_12345', '求决', '待办', 'dispatched', %(t)s, %(t)s + i * interval '1 minute',
+               '990101', '990101001', '990101001001'
+        FROM generate_series(1, 30000) i""", {"t": T0})
+    db.execute("SELECT analyze_table('case_record')")
+    key = _LIST_ORDERS["urgency"][0]
+    scope, params = case_scope(users["dispatcher"])
+    sql = (f"SELECT c.id FROM case_record c WHERE {scope} AND c.status = ANY(%(open)s) ORDER BY {key} ASC, "
+           "c.id ASC LIMIT 51")
+    params["open"] = list(OPEN_STATES)
+    plan = db.fetchone("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)["QUERY PLAN"][0]["Plan"]
+    scan = plan["Plans"][0]
+    txt = "\n".join(r["QUERY PLAN"] for r in db.fetchall("EXPLAIN " + sql, params))
+    assert scan.get("Index Name") == "case_urgency_idx", txt + sql
+    assert scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0) <= 60
+    page, _ = svc.list_page(users["dispatcher"], open_only=True, limit=50)
+    assert [r["case_no"] for r in page[:3]] == ["U1", "U2", "U3"]
