@@ -258,6 +258,31 @@ def test_review_page_in_chromium(demo, review_app, open_page):  # noqa: F811
     page.locator(f'#tasks button[data-task="{task["id"]}"]').click()
     page.wait_for_selector("#tasks .done")
     assert db.fetchone("SELECT done_at FROM colour_task WHERE id = %s", (task["id"],))["done_at"] is not None
+    # a 信访积案 without a leader gets one from the page (领导包案: leader, unit, 一案一策, standard, target date)
+    stale = db.fetchone("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, dispatched_at, geom, grid_code,
+                                 village_code, township_code, county_code, category_code)
+        VALUES ('JA1', 'letter', '求决', '<i>多年未解决的宅基地纠纷</i>', 'handling', now() - interval '120 days',
+                now() - interval '119 days', ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326), %(g)s, %(v)s, %(tw)s,
+                left(%(tw)s, 6), %(cat)s) RETURNING id""",
+                       {"x": spot["x"], "y": spot["y"], "g": spot["code"], "v": spot["village_code"],
+                        "tw": town.region_code, "cat": cat})
+    page.locator("#go").click()
+    page.wait_for_selector("body[data-ready]", timeout=60_000)
+    assert int(page.get_attribute("body", "data-backlog")) == backlog + 1
+    page.locator('.rv-tabs button[data-tab="backlog"]').click()
+    assert "<i>多年未解决的宅基地纠纷</i>" in page.inner_text("#backlog")
+    page.locator(f'#backlog button[data-package="{stale["id"]}"]').click()
+    page.fill("#pkgleader", "李某某（县委副书记）")
+    page.fill("#pkgunit", "县自然资源局")
+    page.fill("#pkgplan", "一案一策：实地勘界，召开听证会")
+    page.locator("#pkgsave").click()
+    page.locator("#backlog", has_text="李某某（县委副书记）").wait_for()
+    pkg = db.fetchone("SELECT leader, unit, plan, standard, target_date FROM case_package WHERE case_id = %s",
+                      (stale["id"],))
+    assert pkg["leader"] == "李某某（县委副书记）" and pkg["unit"] == "县自然资源局" and pkg["standard"]
+    assert db.fetchone("SELECT count(*) AS n FROM case_event WHERE case_id = %s AND action = 'package'",
+                       (stale["id"],))["n"] == 1
     assert page.evaluate("window.__pwned") is None
     assert page.gg_external == []
     assert page.gg_console_errors == []

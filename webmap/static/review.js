@@ -188,7 +188,9 @@
       var days = Math.floor((now - new Date(k.received_at).getTime()) / 864e5);
       return "<tr>" + caseCells(k) + "<td>" + esc(k.channel_label || k.channel) + "</td><td>" +
         esc(k.received_at.slice(0, 10)) + '</td><td class="late">' + days + " 天</td><td>" +
-        esc(k.status_label || k.status) + "</td><td>" + (k.package ? esc(k.package.leader) : "未包案") + "</td></tr>";
+        esc(k.status_label || k.status) + "</td><td>" + (k.package ? esc(k.package.leader) :
+        '未包案 <button type="button" data-package="' + k.id + '" data-no="' + esc(k.case_no) + '">领导包案</button>') +
+        "</td></tr>";
     }).join("") || '<tr><td colspan="7">本单位信访积案已清零</td></tr>';
     document.body.setAttribute("data-backlog", String(rows.length));
   }
@@ -224,6 +226,37 @@
       renderTasks(state.tasks, $("unit").value);
       status("已标记落实：" + t.unit_name + " " + t.month + " " + t.consequence);
     }, function (e) { b.disabled = false; status("出错：" + e.message); });
+  });
+
+  // 领导包案 from the 积案 list (seeds 002/004): leader, responsible unit, 一案一策, standard, target date
+  var pkgCase = null;
+  $("backlog").addEventListener("click", function (ev) {
+    var b = ev.target.closest("button[data-package]");
+    if (!b) { return; }
+    pkgCase = b.getAttribute("data-package");
+    $("pkgcase").textContent = b.getAttribute("data-no");
+    $("pkgerr").textContent = "";
+    var d = new Date(); d.setDate(d.getDate() + 30);
+    $("pkgtarget").value = d.toISOString().slice(0, 10);
+    $("pkgdlg").showModal();
+    $("pkgleader").focus();
+  });
+  $("pkgcancel").addEventListener("click", function () { $("pkgdlg").close(); });
+  $("pkgform").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    $("pkgsave").disabled = true;
+    gg.api("POST", "/api/cases/" + pkgCase + "/actions/package", {
+      leader: $("pkgleader").value, unit: $("pkgunit").value, plan: $("pkgplan").value,
+      standard: $("pkgstandard").value, target_date: $("pkgtarget").value, reason: "积案领导包案"
+    }).then(function () {
+      $("pkgsave").disabled = false;
+      $("pkgdlg").close();
+      status("已包案：" + $("pkgcase").textContent + "，包案领导 " + $("pkgleader").value);
+      loadLists();
+    }, function (e) {
+      $("pkgsave").disabled = false;
+      $("pkgerr").textContent = e.status === 403 ? "当前账号不能指定包案领导（县级以上综治中心）" : e.message;
+    });
   });
 
   function lastMonth() {
