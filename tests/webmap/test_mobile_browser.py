@@ -95,6 +95,10 @@ def test_officer_logs_in_sees_urgent_first_acts_and_a_stale_version_keeps_the_te
     assert order == [ids["K-old"], ids["K-mid"], ids["K-new"]]
     assert "已超期" in page.inner_text(f'[data-case="{ids["K-old"]}"]')
     assert page.inner_text('[data-count="overdue"]') == "1"
+    # a 领导包案 on the case is shown with its leader, unit, target date and plan (as text)
+    db.execute("INSERT INTO case_package (case_id, leader, unit, plan, standard, target_date, assigned_at) VALUES "
+               "(%s, '王某某（副县长）', '县住建局', '<b>一案一策</b>：约谈物业', '案结事了', '2026-12-31', now())",
+               (ids["K-old"],))
     # citizen text with <script> is shown as text, never run
     page.click(f'[data-case="{ids["K-old"]}"]')
     page.wait_for_selector("#case-title")
@@ -102,6 +106,8 @@ def test_officer_logs_in_sees_urgent_first_acts_and_a_stale_version_keeps_the_te
     assert page.evaluate("window.__xss") is None
     assert page.eval_on_selector("#case-content", "e => e.querySelectorAll('script, img').length") == 0
     page.wait_for_selector("#case-map .leaflet-interactive")  # the grid outline and the point are drawn
+    pkg = page.inner_text("#case-package")
+    assert "王某某（副县长）" in pkg and "县住建局" in pkg and "2026-12-31" in pkg and "<b>一案一策</b>" in pkg
     deadlines = page.inner_text("#case-deadlines")  # due dates with their explanation
     assert "签收截止" in deadlines and "个工作日" in deadlines and "次日起算" in deadlines
     assert_phone_ok(page)

@@ -315,6 +315,14 @@
       '<input id="case-photo-input" class="m-file" type="file" accept="image/jpeg,image/png,image/webp" multiple>' +
       '<label for="case-photo-input" class="m-btn m-pick">添加照片（每次最多 ' + L_.max_photos + " 张）</label>" : "") +
       "</div>";
+    if (c.package) {  // 领导包案 (seeds 002/004): who answers for it, by when, to what standard, with which plan
+      var pk = c.package;
+      h += '<div class="m-card" id="case-package"><h3>领导包案' + (c.outcome ? ' <span class="m-tag">' + esc(c.outcome) +
+        "</span>" : "") + '</h3><dl class="m-dl"><dt>包案领导</dt><dd>' + esc(pk.leader) + "</dd><dt>责任单位</dt><dd>" +
+        esc(pk.unit) + "</dd><dt>办结时限</dt><dd>" + esc(pk.target_date) + "</dd>" +
+        (pk.standard ? "<dt>办理标准</dt><dd>" + esc(pk.standard) + "</dd>" : "") + "<dt>一案一策</dt><dd>" +
+        esc(pk.plan) + "</dd></dl></div>";
+    }
     h += '<div class="m-card" id="case-deadlines"><h3>办理时限</h3>' + deadlinesHtml(c) + "</div>";
     h += '<div class="m-card"><h3>办理经过</h3><ol class="m-timeline" id="case-events">' + c.events.slice().reverse().map(eventHtml).join("") + "</ol></div>";
     $("v-case").innerHTML = h;
