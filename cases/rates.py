@@ -15,6 +15,9 @@ Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also
                         emergencies' 3 hours) and resolved by as_of / reply due in M, where resolved means
                         closed_at <= as_of and (solved is True, or solved is unset and evaluation is not 不满意)
 - 按时办结率 on_time   = reply due in M, replied_at <= reply_due_at / reply due in M
+  For a running month (as_of, or now, before the month's end) a milestone due later in the month enters its
+  cohort only once it is met: the wall's month-to-date 解决率 read 50% on 2 December because every case due
+  later that month counted as unresolved.
 - 满意率 satisfaction = (满意 + w·基本满意) / (evaluated in M (evaluated_at in M; closed_at if unset)
                         + 超期未评 in M) — seed 002: "满意率较低。主要是网信超期未评件较多"
 - 参评满意率 participating_satisfaction = (满意 + 基本满意) / evaluated in M (the seeds' figure)
@@ -23,7 +26,8 @@ Beijing time; an empty denominator gives None, never 0 or 100. Definitions (also
                         and reopened_count == 0 / first_petition cases closed in M (seed 000)
 - 重办率 reopen_rate  = closed in M with reopened_count > 0 / closed in M
 - 超期未评 overdue_unevaluated (a count) = replied, evaluation window (eval_due_at, else replied_at + N days)
-                        ended in M and by as_of, and not evaluated by as_of (the month's end)
+                        ended in M and by as_of, and not evaluated by as_of (the month's end, or now
+                        for the running month)
 - composite = Σ wᵢ·rateᵢ / Σ wᵢ over (响应率, 解决率, 满意率), ×100 for a score
 """
 
@@ -167,7 +171,9 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
     """All rates of one set of records (one unit) for a month, exactly."""
     cfg = config or RateConfig()
     start, end = month_bounds(year, month)
-    cut = end if as_of is None else min(end, to_local(as_of))
+    # what is known: the month's end, or now for a running month (an evaluation window that ends later this
+    # month is not 超期未评 yet: the wall's month-to-date 满意率 read 34.9% instead of ~85% on 2 December)
+    cut = min(end, to_local(as_of) if as_of is not None else to_local(dt.datetime.now(dt.UTC)))
 
     def in_m(t):
         return t is not None and start <= t < end
@@ -184,14 +190,16 @@ def unit_rates(records, year: int, month: int, config: RateConfig | None = None,
         sign_due, responded = _t(rec, "sign_due_at"), _t(rec, "signed_at")
         if sign_due is None:  # 信访 under the regular procedure: 受理 is its response (no 签收 milestone)
             sign_due, responded = _t(rec, "accept_due_at"), _t(rec, "accepted_at")
-        if rec.get("dispatched") and in_m(sign_due):
+        # a running month counts a milestone due later in it only once it is met (it cannot have failed yet)
+        if rec.get("dispatched") and in_m(sign_due) and (sign_due <= cut or (responded is not None
+                                                                             and responded <= cut)):
             sign_c += 1
             signed_ok += responded is not None and responded <= sign_due
             ret += (rec.get("returned_count") or 0) > 0
             fwd += bool(rec.get("forwarded"))
         reply_due = _t(rec, "reply_due_at") or _t(rec, "handle_due_at")  # 办结 limit where no 答复 milestone
         replied = _t(rec, "replied_at")
-        if in_m(reply_due):
+        if in_m(reply_due) and (reply_due <= cut or is_resolved(rec, cut)):
             due_c += 1
             resolved += is_resolved(rec, cut)
             on_time += replied is not None and replied <= reply_due

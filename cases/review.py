@@ -76,12 +76,30 @@ def _cat_filter(categories, params: dict) -> str:
     return " AND category_code LIKE ANY(%(cats)s)"
 
 
+# Days not yet over count only what has been met (cases.rates cuts a running month at now the same way, to the
+# instant; here to the day): a milestone due today or later enters its cohort once met — a signed case is signed
+# on time, a resolved one was replied on time — and an evaluation window not yet ended is not 超期未评.
+_PAST = "day < (now() AT TIME ZONE gridgov_time_zone())::date"
+_RUNNING = {"sign_cohort": "signed_ok", "reply_cohort": "resolved", "replied_on_time": "resolved",
+            "returned": None, "forwarded": None, "unevaluated": None}
+
+
+def _count_columns() -> str:
+    """The summed COUNTS of case_day_stats, days not yet over counted as _RUNNING says."""
+    def col(c):
+        if c not in _RUNNING:
+            return f"sum({c})::int AS {c}"
+        met = _RUNNING[c]
+        future = f" + coalesce(sum({met}) FILTER (WHERE NOT ({_PAST})), 0)" if met else ""
+        return f"(coalesce(sum({c}) FILTER (WHERE {_PAST}), 0){future})::int AS {c}"
+    return ", ".join(col(c) for c in COUNTS)
+
+
 def unit_counts(db, prefix: str, start: dt.date, end: dt.date, categories=None) -> dict[str, dict]:
     """Summed counts per unit_code under `prefix` for [start, end)."""
     params = {"prefix": prefix + "%", "start": start, "end": end}
     cat = _cat_filter(categories, params)
-    cols = ", ".join(f"sum({c})::int AS {c}" for c in COUNTS)
-    rows = db.fetchall(f"SELECT unit_code, {cols} FROM case_day_stats WHERE unit_code LIKE %(prefix)s "
+    rows = db.fetchall(f"SELECT unit_code, {_count_columns()} FROM case_day_stats WHERE unit_code LIKE %(prefix)s "
                        f"AND day >= %(start)s AND day < %(end)s{cat} GROUP BY unit_code", params)
     return {r.pop("unit_code"): r for r in rows}
 
@@ -196,9 +214,8 @@ def official_colour(db, unit: dict, day: dt.date, policy=None) -> dict:
     start = day.replace(day=1)
     end = dt.date(start.year + (start.month == 12), start.month % 12 + 1, 1)
     n = _LEVEL_DIGITS[level]
-    cols = ", ".join(f"sum({c})::int AS {c}" for c in COUNTS)
-    rows = db.fetchall(f"SELECT left(unit_code, {n}) AS code, {cols} FROM case_day_stats WHERE length(unit_code) >= "
-                       f"{n} AND day >= %s AND day < %s GROUP BY 1", (start, end))
+    rows = db.fetchall(f"SELECT left(unit_code, {n}) AS code, {_count_columns()} FROM case_day_stats "
+                       f"WHERE length(unit_code) >= {n} AND day >= %s AND day < %s GROUP BY 1", (start, end))
     units = {r["code"]: rates_of(r, policy.config, r["code"]) for r in rows}
     ranked = rank(units)
     ranks = [r for r, _ in ranked if r is not None]

@@ -95,3 +95,69 @@ def test_a_reopening_keeps_the_earlier_verdict_in_its_month(replied):
         assert rates_of(counts, cfg, G1).satisfaction == r.satisfaction, month      # the aggregate agrees
     row = db.fetchone("SELECT prior_evaluations FROM case_record WHERE id = %s", (c["id"],))
     assert row["prior_evaluations"] == ["不满意"]
+
+
+def test_a_window_still_open_is_not_overdue_in_the_running_month(db):
+    """The wall's month-to-date 满意率 read 34.9% on 2 December: every reply whose evaluation window ends later
+    in the month counted as 超期未评 already (the month was cut at its end, not at now). A window that has not
+    ended is not overdue — in the rates and in the review's aggregate alike."""
+    from cases.rates import unit_rates
+
+    now = dt.datetime.now(TZ)
+    past, future = now - dt.timedelta(seconds=1), now + dt.timedelta(seconds=60)
+    recs = [{"replied_at": now - dt.timedelta(days=8), "eval_due_at": past, "evaluation": None},
+            {"replied_at": now - dt.timedelta(days=1), "eval_due_at": future, "evaluation": None}]
+    same_month = (future.year, future.month) == (past.year, past.month)   # not so only in a month's last minute
+    assert unit_rates(recs, past.year, past.month).overdue_unevaluated == 1
+    later = unit_rates(recs, past.year, past.month, as_of=future + dt.timedelta(seconds=1))
+    assert later.overdue_unevaluated == (2 if same_month else 1)
+    # the aggregate: a window that ended yesterday counts, one that ends tomorrow does not (yet)
+    load_city(db, tiny_city(), progress=lambda m: None)
+    today = now.date()
+    db.execute("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, replied_at, eval_due_at,
+                                 reply_due_at, grid_code, village_code, township_code, county_code, category_code)
+        SELECT 'W' || d, 'hotline_12345', '求决', '待评', 'replied', %(t)s - interval '9 days',
+               %(t)s - interval '8 days', %(t)s + d * interval '1 day', %(t)s - interval '7 days', %(g)s,
+               left(%(g)s, 12), left(%(g)s, 9), left(%(g)s, 6), 'CJ01'
+        FROM unnest(ARRAY[-1, 1]) d""", {"t": now, "g": G1})
+    counts = unit_counts(db, "990101", today - dt.timedelta(days=1), today + dt.timedelta(days=2))
+    assert sum(c["unevaluated"] for c in counts.values()) == 1
+
+
+def test_a_running_month_counts_a_milestone_due_later_only_once_it_is_met(db):
+    """The wall's month-to-date 解决率 read 50% on 2 December: every case due later in the month counted as
+    unresolved. A milestone due later in a running month enters its cohort once met (signed, resolved), in
+    the rates and in the review's aggregate alike; a past month is unchanged."""
+    from cases.rates import unit_rates
+
+    now = dt.datetime.now(TZ)
+    soon = now + dt.timedelta(seconds=60)
+    base = {"dispatched": True, "received_at": now - dt.timedelta(days=1)}
+    recs = [{**base, "sign_due_at": soon, "reply_due_at": soon},                           # not yet due: out
+            {**base, "sign_due_at": soon, "signed_at": now - dt.timedelta(hours=1), "reply_due_at": soon,
+             "replied_at": now - dt.timedelta(minutes=30), "closed_at": now - dt.timedelta(minutes=5),
+             "evaluation": "满意", "evaluated_at": now - dt.timedelta(minutes=5)}]        # met early: in
+    if (soon.year, soon.month) == (now.year, now.month):                                 # all but a month's last minute
+        ur = unit_rates(recs, now.year, now.month)
+        assert (ur.response.numerator, ur.response.denominator) == (1, 1)
+        assert (ur.resolution.numerator, ur.resolution.denominator) == (1, 1)
+        end = unit_rates(recs, now.year, now.month, as_of=soon + dt.timedelta(seconds=1))
+        assert (end.response.numerator, end.response.denominator) == (1, 2)
+        assert (end.resolution.numerator, end.resolution.denominator) == (1, 2)
+    # the aggregate, to the day: a case due tomorrow counts once it is met
+    load_city(db, tiny_city(), progress=lambda m: None)
+    today = now.date()
+    db.execute("""
+        INSERT INTO case_record (case_no, channel, kind, title, status, received_at, dispatched_at, sign_due_at,
+                                 signed_at, reply_due_at, replied_at, closed_at, evaluation, evaluated_at, grid_code,
+                                 village_code, township_code, county_code, category_code)
+        SELECT 'R' || i, 'hotline_12345', '求决', '办理', CASE WHEN i = 1 THEN 'closed' ELSE 'dispatched' END,
+               %(t)s - interval '1 day', %(t)s - interval '1 day', %(t)s + interval '1 day',
+               CASE WHEN i = 1 THEN %(t)s - interval '1 hour' END, %(t)s + interval '1 day',
+               CASE WHEN i = 1 THEN %(t)s - interval '30 minutes' END, CASE WHEN i = 1 THEN %(t)s END,
+               CASE WHEN i = 1 THEN '满意' END, CASE WHEN i = 1 THEN %(t)s END,
+               %(g)s, left(%(g)s, 12), left(%(g)s, 9), left(%(g)s, 6), 'CJ01'
+        FROM generate_series(1, 3) i""", {"t": now, "g": G1})
+    c = unit_counts(db, "990101", today, today + dt.timedelta(days=3))[G1]
+    assert (c["signed_ok"], c["sign_cohort"], c["resolved"], c["reply_cohort"]) == (1, 1, 1, 1)
