@@ -123,8 +123,11 @@ def test_satisfaction_weight_is_configurable():
 
 def test_as_of_mid_month_resolution_and_unevaluated():
     r = unit_rates(MONTH, 2026, 3, as_of=at(3, 15))
-    # by 15 Mar only a and b are closed among the reply cohort; e's window has not ended yet
-    assert r.resolution.value == Fraction(2, 6) and r.overdue_unevaluated == 0
+    # by 15 Mar a, b and c were due and only a and b are closed; d, e and f are due later in the month and not
+    # yet met, so they are not in the cohort yet (a running month is cut at as_of); e's window has not ended
+    assert r.resolution.value == Fraction(2, 3) and r.overdue_unevaluated == 0
+    # at the month's end all six are due
+    assert unit_rates(MONTH, 2026, 3).resolution.denominator == 6
 
 
 def test_empty_denominators_are_none():
