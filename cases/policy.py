@@ -13,6 +13,7 @@ from cases.rates import DEFAULT_THRESHOLDS, RATE_LABELS, RateConfig, Threshold
 from gis.errors import BadInput
 
 KEY = "rate_policy"
+UNIT_TYPES = ("grid", "village", "township", "county", "department")   # as cases.reports.UNIT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,16 @@ class RatePolicy:
     thresholds: tuple[Threshold, ...]
     last_place_red: bool
     red_by_threshold: bool = False   # seed 004: red is the last place only; a city may also make low rates red
+    # whose colour sets a consequence in motion when a month is published (seed 004: 表扬 … 市领导直接约谈 are
+    # for the units that carry 化解清零, not for 2,000 grids a month); every unit type is still coloured
+    task_unit_types: tuple[str, ...] = ("township", "county", "department")
 
     def to_dict(self) -> dict:
         """JSON form (percentages as numbers)."""
         c = self.config
         return {"weights": list(c.weights), "basic_weight": str(c.basic_weight), "eval_window_days": c.eval_window_days,
                 "renormalize": c.renormalize, "last_place_red": self.last_place_red,
-                "red_by_threshold": self.red_by_threshold,
+                "red_by_threshold": self.red_by_threshold, "task_unit_types": list(self.task_unit_types),
                 "thresholds": {t.metric: [float(t.green * 100), float(t.yellow * 100), float(t.orange * 100)]
                                for t in self.thresholds}}
 
@@ -40,7 +44,7 @@ def parse_policy(value: dict) -> RatePolicy:
     if not isinstance(value, dict):
         raise BadInput("rate policy must be a JSON object")
     unknown = set(value) - {"weights", "basic_weight", "eval_window_days", "renormalize", "last_place_red",
-                            "red_by_threshold", "thresholds"}
+                            "red_by_threshold", "thresholds", "task_unit_types"}
     if unknown:
         raise BadInput(f"unknown rate policy keys: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     cfg = DEFAULT.config
@@ -77,8 +81,12 @@ def parse_policy(value: dict) -> RatePolicy:
         if (not lower_better and not g >= y >= o) or (lower_better and not g <= y <= o):
             raise BadInput(f"thresholds.{metric} must be ordered green, yellow, orange", field="thresholds")
         thresholds[metric] = Threshold(metric, g, y, o, higher_is_better=not lower_better)
+    tasks = value.get("task_unit_types", list(DEFAULT.task_unit_types))
+    if not (isinstance(tasks, list) and all(t in UNIT_TYPES for t in tasks)):
+        raise BadInput(f"task_unit_types must be a list of {', '.join(UNIT_TYPES)}", field="task_unit_types")
     return RatePolicy(cfg, tuple(thresholds.values()), bool(value.get("last_place_red", DEFAULT.last_place_red)),
-                      bool(value.get("red_by_threshold", DEFAULT.red_by_threshold)))
+                      bool(value.get("red_by_threshold", DEFAULT.red_by_threshold)),
+                      tuple(t for t in UNIT_TYPES if t in tasks))
 
 
 def load_rate_policy(db) -> RatePolicy:

@@ -331,7 +331,10 @@ def snapshot_month(db, year: int, month: int, config: RateConfig | None = None, 
 
 def publish_month(db, year: int, month: int, now: dt.datetime | None = None) -> dict:
     """Freeze a month's draft snapshot (published_at); NotFound without drafts, Conflict when already published."""
+    from cases.policy import load_rate_policy
+
     key = _month_key(year, month)
+    task_types = load_rate_policy(db).task_unit_types
     with db.cursor() as cur:
         _lock_month(cur, key)
         cur.execute("SELECT count(*) FILTER (WHERE published_at IS NULL) AS drafts, "
@@ -345,15 +348,17 @@ def publish_month(db, year: int, month: int, now: dt.datetime | None = None) -> 
         cur.execute("UPDATE rate_snapshot SET published_at = coalesce(%s, now()) WHERE month = %s "
                     "AND published_at IS NULL", (now, key))
         count = cur.rowcount
-        # each colour sets its consequence in motion (seed 004): one task per coloured unit, with a due date
+        # each colour sets its consequence in motion (seed 004): one task per coloured unit of the types the
+        # city's policy names (task_unit_types: counties, townships and departments by default), with a due date
         published = to_local(now) if now else to_local(dt.datetime.now(dt.UTC))
         cur.execute("INSERT INTO colour_task (month, unit_type, unit_code, unit_name, colour, consequence, reason, "
                     "due_date, created_at) SELECT month, unit_type, unit_code, unit_name, colour, "
                     "(%(cons)s::jsonb ->> colour), colour_reason, %(due)s, %(at)s FROM rate_snapshot "
                     "WHERE month = %(m)s AND colour IN ('green', 'yellow', 'orange', 'red') "
-                    "ON CONFLICT DO NOTHING",
+                    "AND unit_type = ANY(%(types)s) ON CONFLICT DO NOTHING",
                     {"cons": json.dumps(rates_mod.CONSEQUENCES, ensure_ascii=False), "m": key, "at": published,
-                     "due": published.date() + dt.timedelta(days=CONSEQUENCE_DAYS)})
+                     "due": published.date() + dt.timedelta(days=CONSEQUENCE_DAYS),
+                     "types": list(task_types)})
         tasks = cur.rowcount
     return {"month": key.isoformat(), "published": count, "tasks": tasks}
 

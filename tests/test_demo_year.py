@@ -236,7 +236,7 @@ def test_demo_publishes_its_closed_months_with_colour_tasks(demo):
             assert r["rank"] == last, r
     tasks = db.fetchall("SELECT month, unit_type, unit_code, colour, consequence, done_at FROM colour_task")
     coloured = {(r["month"], r["unit_type"], r["unit_code"]) for r in snap if r["colour"] in
-                ("green", "yellow", "orange", "red")}
+                ("green", "yellow", "orange", "red") and r["unit_type"] in ("county", "township", "department")}
     assert {(t["month"], t["unit_type"], t["unit_code"]) for t in tasks} == coloured
     assert all(t["consequence"] for t in tasks)
     newest = max(t["month"] for t in tasks)

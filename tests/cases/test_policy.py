@@ -21,7 +21,9 @@ def test_parse_and_defaults():
 
 @pytest.mark.parametrize("bad,field", [({"weights": [1, 2]}, "weights"), ({"basic_weight": "2"}, "basic_weight"),
                                        ({"thresholds": {"satisfaction": [80, 90, 95]}}, "thresholds"),
-                                       ({"colour": "pink"}, "colour"), ({"eval_window_days": 0}, "eval_window_days")])
+                                       ({"colour": "pink"}, "colour"), ({"eval_window_days": 0}, "eval_window_days"),
+                                       ({"task_unit_types": ["street"]}, "task_unit_types"),
+                                       ({"task_unit_types": "township"}, "task_unit_types")])
 def test_bad_policy_says_which_key(bad, field):
     with pytest.raises(BadInput) as e:
         parse_policy(bad)

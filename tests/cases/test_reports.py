@@ -263,6 +263,26 @@ def test_publishing_gives_each_colour_its_consequence_as_a_task(db, march):
     assert reports.colour_tasks(db, city, (2026, 3), open_only=True) == tasks
 
 
+def test_colour_tasks_go_to_the_unit_types_the_policy_names(db, march):
+    """Seed 004's consequences (表扬 … 市领导直接约谈) are for the units that carry 化解清零: counties, townships
+    and departments by default — not one 约谈 per grid and month; a city may name other types. Every unit is
+    still coloured and ranked."""
+    from cases.policy import save_rate_policy
+
+    reports.snapshot_month(db, 2026, 3)
+    coloured = {r["unit_type"] for r in db.fetchall("SELECT unit_type FROM rate_snapshot WHERE month = '2026-03-01' "
+                                                    "AND colour IN ('green', 'yellow', 'orange', 'red')")}
+    assert {"grid", "township"} <= coloured
+    reports.publish_month(db, 2026, 3, now=at(4, 3))
+    city = User(id=9, username="city", role="city_center", region_code="990100")
+    assert {t["unit_type"] for t in reports.colour_tasks(db, city, (2026, 3))} == coloured & {"county", "township",
+                                                                                               "department"}
+    save_rate_policy(db, {"task_unit_types": ["grid"]})
+    reports.snapshot_month(db, 2026, 2)
+    reports.publish_month(db, 2026, 2, now=at(3, 3))
+    assert {t["unit_type"] for t in reports.colour_tasks(db, city, (2026, 2))} <= {"grid"}
+
+
 def test_a_colour_task_is_closed_by_a_center_of_its_jurisdiction(db, march):
     from cases.auth import create_user
 
