@@ -50,12 +50,13 @@ class CaseReads:
                                "WHERE case_id = %s", (case_id,))
         return self.case_view(user, row, events, pkg)
 
-    def case_view(self, user: User, row: dict, events: list[dict], pkg: dict | None) -> dict:
+    def case_view(self, user: User, row: dict, events: list[dict], pkg: dict | None, deadlines=None) -> dict:
         """The case as `get` shows it, from its row (CASE_COLUMNS), its events (EVENT_VIEW_COLUMNS, in order)
-        and its package (intake builds it from what it has just written, without reading it back)."""
+        and its package (intake builds it from what it has just written, without reading it back, and passes
+        the deadlines it has just computed)."""
         out = present_personal_data(user, _plain(row))
         out["events"] = [_plain(e) for e in events]
-        out["deadlines"] = self.deadlines_for(row).to_dict()
+        out["deadlines"] = (deadlines or self.deadlines_for(row)).to_dict()
         out["status_label"] = workflow.STATES.get(row["status"], row["status"])
         out["channel_label"] = CHANNELS.get(row["channel"], row["channel"])
         out["allowed_actions"] = workflow.allowed_actions(row["status"], user.role)

@@ -194,18 +194,18 @@ class CaseService(CaseReads, SystemSweeps):
         return self._gazetteer
 
     # -- location -------------------------------------------------------------------------------
-    def _resolve_location(self, sub: dict, db=None) -> dict:
+    def _resolve_location(self, sub: dict) -> dict:
         """Coordinates (any accepted CRS) or address text → grid chain, or a reason to wait for a pin."""
         from grids.locate import locate as _locate
 
-        def locate(_db, *a, **kw):
+        def locate(*a):
             # with the distance to the nearest other grid in the same statement (需确认 near a boundary)
-            return _locate(db or self.db, *a, near_m=self.config.boundary_m, **kw)
+            return _locate(self.db, *a, near_m=self.config.boundary_m)
 
         out = {"needs_pin": False, "geocode": None, "lon": None, "lat": None, "orig": None, "chain": None}
         x, y = sub.get("lon", sub.get("x")), sub.get("lat", sub.get("y"))
         if x is not None and y is not None:
-            chain = locate(self.db, x, y, sub.get("crs") or "EPSG:4326")
+            chain = locate(x, y, sub.get("crs") or "EPSG:4326")
             out.update(lon=chain["wgs84"]["lon"], lat=chain["wgs84"]["lat"], orig=chain["input"])
             if chain["status"] != "inside":
                 out["needs_pin"] = True
@@ -226,7 +226,7 @@ class CaseService(CaseReads, SystemSweeps):
         matched = res.get("matched") or {}
         if res.get("status") == "matched" and (res.get("confidence") or 0) >= self.config.geocode_confident \
                 and matched.get("grid_code") and matched.get("lon") is not None:
-            chain = locate(self.db, matched["lon"], matched["lat"])
+            chain = locate(matched["lon"], matched["lat"])
             if chain["status"] == "inside":
                 out.update(lon=matched["lon"], lat=matched["lat"], chain=chain)
                 return out
@@ -411,7 +411,8 @@ class CaseService(CaseReads, SystemSweeps):
                "handling_level": d.handling_level, "routing": d.to_dict()}
         if view and actor:
             if prep["visible"]:
-                out = self.case_view(actor, prep["row"], [dict(e) for e in prep["events"]], None)
+                out = self.case_view(actor, prep["row"], [dict(e) for e in prep["events"]], None,
+                                     deadlines=prep["deadlines"])
             else:  # registered for another jurisdiction (or naming the actor): the essentials only
                 out = {"id": case_id, "case_no": case_no, "status": state, "visible": False}
         return {**out, "duplicate_submission": False, "duplicates": dups}
@@ -451,6 +452,7 @@ class CaseService(CaseReads, SystemSweeps):
         dl = compute_deadlines(received, sub["channel"], sub["kind"], bool(sub.get("emergency")), self.calendar,
                                accepted_at=stamps["accepted_at"], dispatched_at=stamps["dispatched_at"],
                                policy=self.deadline_policy)
+        prep["deadlines"] = dl   # the answer's deadlines: a new case has no extension, so these are the case's
         d = dl.as_fields()
         scope, scope_params = case_scope(actor) if actor is not None else ("false", {})
         cur.execute(

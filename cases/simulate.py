@@ -59,7 +59,8 @@ class Simulator:
     """Holds the city's reference data; `run(case)` returns (case row, events)."""
 
     def __init__(self, ref: dict, officers: dict[str, str], generation: int, calendar: WorkCalendar | None = None,
-                 eval_window_days: int = 7, now: dt.datetime | None = None):
+                 eval_window_days: int = 7, now: dt.datetime | None = None,
+                 region_names: dict[str, str] | None = None):
         self.ref = ref
         self.now = now or dt.datetime.now(dt.UTC)   # nothing is simulated after this instant
         self.eval_window_days = eval_window_days  # the rate policy's window: a replied case's eval_due_at
@@ -67,7 +68,7 @@ class Simulator:
         self.generation = generation
         self.calendar = calendar or WorkCalendar()
         self._route_cache: dict[tuple, routing_mod.RoutingDecision] = {}
-        self.region_names: dict[str, str] = {}   # township code → name, for the 包案 unit of township cases
+        self.region_names = region_names or {}   # township code → name, for the 包案 unit of township cases
 
     @classmethod
     def from_db(cls, db, calendar: WorkCalendar | None = None, now: dt.datetime | None = None) -> Simulator:
@@ -82,10 +83,9 @@ class Simulator:
             "WHERE r.is_officer AND s.active ORDER BY s.grid_code, s.code")}
         from cases.policy import load_rate_policy
 
-        sim = cls(ref, officers, gen, calendar, load_rate_policy(db).config.eval_window_days, now)
-        sim.region_names = {r["code"]: r["name"] for r in db.fetchall(
+        townships = {r["code"]: r["name"] for r in db.fetchall(
             "SELECT code, name FROM region WHERE level = 'township' AND generation = %s", (gen,))}
-        return sim
+        return cls(ref, officers, gen, calendar, load_rate_policy(db).config.eval_window_days, now, townships)
 
     def _route(self, case: dict, escalation_level: str | None = None) -> routing_mod.RoutingDecision:
         key = (case.get("grid_code"), case.get("category_code"), case["kind"], case["channel"], escalation_level)
