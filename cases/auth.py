@@ -232,12 +232,13 @@ def user_for_token(db, token: str) -> TokenUser:
     # A read, not an UPDATE: every request of a 12345 system comes with the same token, and an UPDATE of its
     # row per request serialised them all on one row lock (intake's p99 at 32 connections). last_used_at is
     # written at most once a minute per token.
-    row = db.fetchone(
+    # Prepared (planned once per connection): planning this join costs ~6× running it.
+    row = db.fetchone_prepared(
         "SELECT u.id, u.username, u.role, u.region_code, u.display_name, u.grid_code, u.department_code, "
         "u.staff_code, t.id AS token_id, t.permissions, t.scope_region, "
-        "(t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => %s)) AS stale "
-        "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = %s AND NOT t.revoked "
-        "AND t.expires_at > now() AND u.active", (TOKEN_TOUCH_SECONDS, _token_hash(token)))
+        "(t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => %(touch)s)) AS stale "
+        "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = %(h)s AND NOT t.revoked "
+        "AND t.expires_at > now() AND u.active", {"touch": TOKEN_TOUCH_SECONDS, "h": _token_hash(token)})
     if not row:
         raise Unauthorized("API token invalid, expired or revoked")
     if row.pop("stale"):

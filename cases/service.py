@@ -31,6 +31,7 @@ from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, co
 from cases.guard import may_touch, party_for_department, party_for_user
 from cases.reporters import link_reporter, mark_first_petitions, reporter_identities, reporter_key  # noqa: F401
 from cases.sweeps import SystemSweeps
+from gis.db import execute_prepared
 from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
 
 # Submission fields whose content a replayed submission_key must repeat exactly (else 409).
@@ -115,6 +116,20 @@ def load_calendar_overrides(db) -> dict:
     """Working-day overrides from the calendar_day table: {date: (is_workday, name)}."""
     rows = db.fetchall("SELECT day, is_workday, name FROM calendar_day")
     return {r["day"]: (r["is_workday"], r["name"]) for r in rows}
+
+
+def _events_insert(case_id: int, at: dt.datetime, actor_id: int | None, events: list[tuple]) -> tuple[str, dict]:
+    """The intake events of one case as one INSERT … RETURNING: one statement text per number of events, so a
+    connection prepares it once (execute_prepared)."""
+    params: dict = {"case_id": case_id, "at": at, "actor": actor_id}
+    rows = []
+    for i, (role, action, frm, to, reason, data) in enumerate(events):
+        rows.append(f"(%(case_id)s::bigint, %(at)s::timestamptz, %(actor)s::bigint, %(role{i})s, %(action{i})s, %(from{i})s, "
+                    f"%(to{i})s, %(reason{i})s, %(data{i})s::jsonb)")
+        params.update({f"role{i}": role, f"action{i}": action, f"from{i}": frm, f"to{i}": to,
+                       f"reason{i}": reason, f"data{i}": json.dumps(data, ensure_ascii=False, default=str)})
+    return ("INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, data) "
+            f"VALUES {', '.join(rows)} RETURNING {EVENT_VIEW_COLUMNS}", params)
 
 
 class CaseService(CaseReads, SystemSweeps):
@@ -455,7 +470,8 @@ class CaseService(CaseReads, SystemSweeps):
         prep["deadlines"] = dl   # the answer's deadlines: a new case has no extension, so these are the case's
         d = dl.as_fields()
         scope, scope_params = case_scope(actor) if actor is not None else ("false", {})
-        cur.execute(
+        execute_prepared(
+            cur,
             "INSERT INTO case_record AS c (case_no, submission_key, channel, kind, category_code, title, content, "
             "anonymous, reporter_name, reporter_phone, reporter_id_no, reporter_key, address_text, geom, orig_crs, "
             "orig_x, orig_y, grid_code, generation, village_code, township_code, county_code, status, emergency, "
@@ -504,12 +520,8 @@ class CaseService(CaseReads, SystemSweeps):
         case_id = row["id"]
         if sub["kind"] == "求决" and sub["channel"] in PETITION_CHANNELS:
             mark_first_petitions(cur, [case_id])
-        prep["events"] = psycopg2.extras.execute_values(
-            cur, "INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, "
-                 f"data) VALUES %s RETURNING {EVENT_VIEW_COLUMNS}",
-            [(case_id, received, actor.id if actor else None, role, action, frm, to, reason,
-              json.dumps(data, ensure_ascii=False, default=str)) for role, action, frm, to, reason, data in events],
-            fetch=True)
+        execute_prepared(cur, *_events_insert(case_id, received, actor.id if actor else None, events))
+        prep["events"] = cur.fetchall()
         dups = self._duplicates(cur, case_id, {**codes, "category_code": sub.get("category_code"),
                                                "received_at": received, "lon": loc["lon"], "lat": loc["lat"],
                                                "title": sub["title"], "content": sub.get("content") or "",
@@ -523,7 +535,7 @@ class CaseService(CaseReads, SystemSweeps):
         if actor is None:
             return []
         new = {**new, "id": case_id}
-        cur.execute(*self.duplicate_query(actor, case_id, new))
+        execute_prepared(cur, *self.duplicate_query(actor, case_id, new))  # planned once per connection
         cands = cur.fetchall()
         if not cands:
             return []
@@ -542,8 +554,8 @@ class CaseService(CaseReads, SystemSweeps):
             "SELECT c.id, c.case_no, c.received_at, c.category_code, c.title, c.content, c.anonymous, "
             "c.reporter_phone, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM case_record c "
             f"WHERE {scope} AND c.id <> %(id)s AND c.status <> 'merged' "
-            "AND c.received_at BETWEEN %(t)s - make_interval(days => %(days)s) "
-            "AND %(t)s + make_interval(days => %(days)s) "
+            "AND c.received_at BETWEEN %(t)s::timestamptz - make_interval(days => %(days)s) "
+            "AND %(t)s::timestamptz + make_interval(days => %(days)s) "
             "AND ((%(rkey)s::text IS NOT NULL AND c.reporter_key = %(rkey)s) OR (c.category_code = %(cat)s AND "
             "%(lon)s::float8 IS NOT NULL AND c.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), "
             "%(deg)s) AND ST_DWithin(c.geom::geography, "

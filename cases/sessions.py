@@ -93,10 +93,10 @@ def session_user(db, sid) -> User | None:
     """The user of a live session id (not ended, not expired, user active), else None."""
     if not isinstance(sid, str) or not 20 <= len(sid) <= 100:
         return None
-    # one round trip: the session and its user (get_user's columns and rules)
-    row = db.fetchone(f"SELECT {user_columns('u')} FROM auth_session s JOIN app_user u ON u.id = s.user_id "
-                      "WHERE s.id_hash = %s AND s.ended_at IS NULL AND s.expires_at > now() AND u.active",
-                      (_hash(sid),))
+    # one round trip, planned once per connection: the session and its user (get_user's columns and rules)
+    row = db.fetchone_prepared(f"SELECT {user_columns('u')} FROM auth_session s JOIN app_user u ON u.id = s.user_id "
+                               "WHERE s.id_hash = %(h)s AND s.ended_at IS NULL AND s.expires_at > now() AND u.active",
+                               {"h": _hash(sid)})
     return user_from_row(row) if row else None
 
 

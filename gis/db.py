@@ -11,6 +11,8 @@ connects afresh, so the app recovers by itself once the server is back on its (s
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 import select
 import threading
@@ -35,6 +37,7 @@ class _Connection(psycopg2.extensions.connection):
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 
+@functools.lru_cache(maxsize=512)
 def _positional(sql: str) -> tuple[str, list[str]]:
     """Turn %(name)s placeholders into $1..$n (first appearance order) and return the names."""
     names: list[str] = []
@@ -44,7 +47,30 @@ def _positional(sql: str) -> tuple[str, list[str]]:
             names.append(m.group(1))
         return f"${names.index(m.group(1)) + 1}"
 
-    return _NAMED.sub(sub, sql), names
+    return _NAMED.sub(sub, sql).replace("%%", "%"), names
+
+
+@functools.lru_cache(maxsize=512)
+def _statement_name(sql: str) -> str:
+    return "gg_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+
+
+def execute_prepared(cur, sql: str, params: dict) -> None:
+    """Run `sql` (%(name)s placeholders) on `cur` through a server-side prepared statement: parsed and
+    planned once per pooled connection (named after the text), then only executed. For the statements every
+    intake runs, where planning costs more than executing (the token check: 0.9 ms planning, 0.15 ms
+    executing). On a connection not from our pool it simply runs."""
+    prepared = getattr(cur.connection, "prepared", None)
+    if prepared is None:
+        cur.execute(sql, params)
+        return
+    text, names = _positional(sql)
+    name = _statement_name(sql)
+    if name not in prepared:
+        cur.execute(f"PREPARE {name} AS {text}")
+        prepared.add(name)
+    cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}",
+                [params[n] for n in names])
 
 
 UNAVAILABLE = "数据库暂时不可用，请稍后重试 (database unavailable)"
@@ -196,10 +222,10 @@ class Database:
             cur.execute(sql, params)
             return cur.fetchone()
 
-    def fetchone_prepared(self, name: str, sql: str, params: dict) -> dict | None:
+    def fetchone_prepared(self, sql: str, params: dict) -> dict | None:
         """Like fetchone, through a server-side prepared statement (planned once per connection)."""
         with self.connection(autocommit=True) as conn:
-            return Session(conn).fetchone_prepared(name, sql, params)
+            return Session(conn).fetchone_prepared(sql, params)
 
     @contextmanager
     def session(self):
@@ -243,16 +269,9 @@ class Session:
             cur.execute(sql, params)
             return cur.rowcount
 
-    def fetchone_prepared(self, name: str, sql: str, params: dict) -> dict | None:
-        prepared = getattr(self.conn, "prepared", None)
-        if prepared is None:  # a connection not from our pool: run it unprepared
-            return self.fetchone(sql, params)
-        text, names = _positional(sql)
+    def fetchone_prepared(self, sql: str, params: dict) -> dict | None:
         with self._cur() as cur:
-            if name not in prepared:
-                cur.execute(f"PREPARE {name} AS {text}")
-                prepared.add(name)
-            cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})", [params[n] for n in names])
+            execute_prepared(cur, sql, params)
             return cur.fetchone()
 
 

@@ -227,7 +227,7 @@ def find_grid(db, lon: float, lat: float, generation: int | None, near_m: float 
     when closer than near_m metres) for a WGS84 point in a generation (None: the active one); None when the
     generation is empty or there is none."""
     # A prepared statement: planning this query costs more than running it.
-    return db.fetchone_prepared("gridgov_locate", _LOCATE_SQL,
+    return db.fetchone_prepared(_LOCATE_SQL,
                                 {"lon": float(lon), "lat": float(lat),
                                  "gen": None if generation is None else int(generation),
                                  "m_per_deg": _M_PER_DEG_LAT, "near_m": float(near_m)})

@@ -10,6 +10,7 @@ import pytest
 from cases.auth import create_user
 from cases.service import CaseService
 from cases.setup import seed_routing_rules
+from gis.db import Database, _positional
 from gis.errors import BadInput, Conflict, NotFound
 from grids.store import load_city
 from tests.factories import X0, Y0, tiny_city
@@ -413,8 +414,20 @@ def test_duplicate_search_reads_the_window_not_the_history_of_a_hot_spot(svc, us
     new = {"received_at": T0, "reporter_key": None, "category_code": "CJ01", "lon": lon, "lat": lat}
     sql, params = svc.duplicate_query(users["dispatcher"], 0, new)
     assert {r["id"] for r in db.fetchall(sql, params)} == set(recent)
-    plan = db.fetchone("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)["QUERY PLAN"][0]["Plan"]
+    _assert_reads_the_spot(db.fetchone("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)["QUERY PLAN"][0]["Plan"])
+    # Intake runs it as a prepared statement: after five executions the server may switch to the generic plan
+    # (parameters unknown when planned). That plan must be bounded by the same index.
+    text, names = _positional(sql)
+    with db.session() as s:
+        s.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        s.execute(f"PREPARE dup_generic AS {text}")
+        generic = s.fetchone(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE dup_generic ({', '.join(['%s'] * len(names))})",
+                             [params[n] for n in names])
+        s.execute("DEALLOCATE dup_generic")
+    _assert_reads_the_spot(generic["QUERY PLAN"][0]["Plan"])
 
+
+def _assert_reads_the_spot(plan: dict) -> None:
     def nodes(n):
         yield n
         for child in n.get("Plans", []):
@@ -424,6 +437,30 @@ def test_duplicate_search_reads_the_window_not_the_history_of_a_hot_spot(svc, us
     assert any(n.get("Index Name") == "case_geom_time_idx" for n in scans), \
         [(n["Node Type"], n.get("Index Name"), n["Actual Rows"]) for n in scans]
     assert sum(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) for n in scans) <= 20
+
+
+def test_intake_plans_its_statements_once_per_connection(svc, users, dsn):
+    """Issue 11: planning the intake's statements cost more than running them (the case INSERT with its
+    RETURNING and scope, the duplicate search: ~0.7 ms planning, ~0.1 ms running). Intake prepares them once
+    per pooled connection and then only executes them."""
+    pool = Database(dsn, maxconn=2)
+    try:
+        service = CaseService(pool)
+        for i in range(4):
+            service.intake(submission(title=f"第{i}件", reporter_phone=f"1390000{i:04d}"), users["dispatcher"],
+                           now=T0 + dt.timedelta(minutes=i))
+        runs: dict[str, int] = {}
+        for conn in pool._idle:   # what each pooled connection has prepared, and how often it ran each
+            with conn.cursor() as cur:
+                cur.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+                for statement, n in cur.fetchall():
+                    key = " ".join(statement.split(" AS ", 1)[-1].split()[:3])
+                    runs[key] = runs.get(key, 0) + n
+            conn.rollback()
+    finally:
+        pool.close()
+    for statement in ("INSERT INTO case_record", "INSERT INTO case_event", "WITH cand AS"):
+        assert runs.get(statement) == 4, runs
 
 
 def test_the_urgent_first_page_reads_a_page_not_every_open_case(svc, users, db):
