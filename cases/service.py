@@ -124,8 +124,8 @@ def _events_insert(case_id: int, at: dt.datetime, actor_id: int | None, events: 
     params: dict = {"case_id": case_id, "at": at, "actor": actor_id}
     rows = []
     for i, (role, action, frm, to, reason, data) in enumerate(events):
-        rows.append(f"(%(case_id)s::bigint, %(at)s::timestamptz, %(actor)s::bigint, %(role{i})s, %(action{i})s, %(from{i})s, "
-                    f"%(to{i})s, %(reason{i})s, %(data{i})s::jsonb)")
+        rows.append(f"(%(case_id)s::bigint, %(at)s::timestamptz, %(actor)s::bigint, %(role{i})s, %(action{i})s, "
+                    f"%(from{i})s, %(to{i})s, %(reason{i})s, %(data{i})s::jsonb)")
         params.update({f"role{i}": role, f"action{i}": action, f"from{i}": frm, f"to{i}": to,
                        f"reason{i}": reason, f"data{i}": json.dumps(data, ensure_ascii=False, default=str)})
     return ("INSERT INTO case_event (case_id, at, actor_id, actor_role, action, from_state, to_state, reason, data) "
