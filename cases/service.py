@@ -31,7 +31,7 @@ from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, co
 from cases.guard import may_touch, party_for_department, party_for_user
 from cases.reporters import link_reporter, mark_first_petitions, reporter_identities, reporter_key  # noqa: F401
 from cases.sweeps import SystemSweeps
-from gis.db import execute_prepared
+from gis.db import execute_prepared, rows_as_dicts
 from gis.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
 
 # Submission fields whose content a replayed submission_key must repeat exactly (else 409).
@@ -535,11 +535,12 @@ class CaseService(CaseReads, SystemSweeps):
         if actor is None:
             return []
         new = {**new, "id": case_id}
-        execute_prepared(cur, *self.duplicate_query(actor, case_id, new))  # planned once per connection
-        cands = cur.fetchall()
+        with cur.connection.cursor() as tuples:   # up to 50 rows: plain dicts, not RealDictRow's per-field setitem
+            execute_prepared(tuples, *self.duplicate_query(actor, case_id, new))  # planned once per connection
+            cands = rows_as_dicts(tuples)
         if not cands:
             return []
-        return suggest_duplicates(dict(new), [dict(c) for c in cands], radius_m=self.config.duplicate_radius_m,
+        return suggest_duplicates(new, cands, radius_m=self.config.duplicate_radius_m,
                                   days=self.config.duplicate_days)
 
     def duplicate_query(self, actor: User, case_id: int, new: dict) -> tuple[str, dict]:
