@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from gis.cluster import EmbeddedCluster, free_port
+from gis.cluster import EmbeddedCluster, free_port, shared_buffers_mb
 from gis.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +34,9 @@ def test_start_stop_restart(tmpbase):
         with conn.cursor() as cur:
             cur.execute("SELECT current_user, current_setting('listen_addresses')")
             user, listen = cur.fetchone()
+            # sized to the machine (a quarter of its memory, 256 MB … 4 GB), not a fixed 256 MB
+            cur.execute("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
+            assert cur.fetchone()[0] == shared_buffers_mb() and 256 <= shared_buffers_mb() <= 4096
             cur.execute("SELECT usesuper FROM pg_user WHERE usename = current_user")
             assert cur.fetchone()[0] is False  # the app never connects as a superuser
         conn.close()
