@@ -100,13 +100,30 @@ CREATE TABLE case_record_default PARTITION OF case_record DEFAULT;
 CREATE TABLE case_event_default PARTITION OF case_event DEFAULT;
 
 -- A new partition: owned by the owner, nothing granted to the app (it goes through the partitioned table),
--- and case_record's extended statistics (the planner estimates each partition from its own).
+-- case_record's extended statistics (the planner estimates each partition from its own), and its indexes
+-- named after the partitioned index they belong to (case_urgency_idx_p2026_10, not an expression-made name),
+-- so plans read as before.
 CREATE FUNCTION case_partition_prepare(part text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    suffix text := substr(part, strpos(part, '_p') + 1);
+    r record;
 BEGIN
+    IF part LIKE '%\_default' THEN
+        suffix := 'default';
+    END IF;
+    FOR r IN SELECT c.relname AS child, p.relname AS parent
+             FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+             JOIN pg_inherits i ON i.inhrelid = x.indexrelid JOIN pg_class p ON p.oid = i.inhparent
+             WHERE x.indrelid = format('public.%I', part)::regclass
+    LOOP
+        IF r.child <> left(r.parent, 62 - length(suffix)) || '_' || suffix THEN
+            EXECUTE format('ALTER INDEX %I RENAME TO %I', r.child, left(r.parent, 62 - length(suffix)) || '_' || suffix);
+        END IF;
+    END LOOP;
     EXECUTE format('REVOKE ALL ON %I FROM gridgov_app', part);
-    IF part LIKE 'case\_record\_%' THEN
-        EXECUTE format('CREATE STATISTICS IF NOT EXISTS %I ON (coalesce(village_code, township_code, county_code, '
+    IF part LIKE 'case\_record\_%' AND NOT EXISTS (SELECT 1 FROM pg_statistic_ext WHERE stxname = part || '_scope_stats') THEN
+        EXECUTE format('CREATE STATISTICS %I ON (coalesce(village_code, township_code, county_code, '
                        'handler_region, %L)) FROM %I', part || '_scope_stats', '', part);
     END IF;
 END $$;
@@ -222,6 +239,10 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- The partitions' indexes, made just now, named after their partitioned index.
+SELECT case_partition_prepare(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent IN ('case_record'::regclass, 'case_event'::regclass);
 
 -- The event log's privileges (0041): the app reads and appends, nothing else.
 REVOKE ALL ON case_event FROM gridgov_app;
