@@ -145,7 +145,8 @@ def measure(db, args) -> dict:
                                       "'case_record'::regclass")["n"],
                database_size=db.fetchone("SELECT pg_size_pretty(pg_database_size(current_database())) AS s")["s"])
     last = n["last"].astimezone(CST)
-    y, m = (last.year, last.month - 1) if last.month > 1 else (last.year - 1, 12)   # the last whole month
+    nxt = last + dt.timedelta(days=1)     # the last whole month: the one before the day after the last case
+    y, m = (nxt.year, nxt.month - 1) if nxt.month > 1 else (nxt.year - 1, 12)
     start, end = dt.date(y, m, 1), dt.date(y + (m == 12), m % 12 + 1, 1)
     res["month"] = f"{y}-{m:02d}"
     town = db.fetchone("SELECT township_code AS t, county_code AS c FROM case_record WHERE township_code IS NOT NULL "
@@ -174,14 +175,14 @@ def measure(db, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.xlsx"
         t = time.perf_counter()
-        out = export_ledger(db, county, path, start.isoformat(), (end - dt.timedelta(days=1)).isoformat())
+        out = export_ledger(db, county, path, start, end - dt.timedelta(days=1))
         res["ledger_month_ms"], res["ledger_rows"] = round((time.perf_counter() - t) * 1000), out["rows"]
     # partitions the month's ledger query reads (EXPLAIN of the same statement, the city-wide scope)
     from cases.auth import case_scope
     from cases.ledger import _bounds
 
     scope, params = case_scope(dispatcher)
-    s, e = _bounds(start.isoformat(), (end - dt.timedelta(days=1)).isoformat())
+    s, e = _bounds(start, end - dt.timedelta(days=1))
     params.update(start=s, end=e)
     plan = "\n".join(r["QUERY PLAN"] for r in db.fetchall("EXPLAIN " + _LEDGER_SQL.format(where=scope), params))
     res["ledger_month_partitions"] = sorted({w for line in plan.split() for w in [line.strip("(),")]
