@@ -1,13 +1,15 @@
 """Benchmark: the case surfaces on N cases in monthly partitions (issue 11, "10,000,000 cases on one machine").
 
     .venv/bin/python -m bench.scale_cases --n 1000000 [--data-dir bench/out/scale] [--repeat 200]
-    .venv/bin/python -m bench.scale_cases --n 10000000 --workers 2 --data-dir /work/scale10m
+    .venv/bin/python -m bench.scale_cases --n 10000000 --data-dir /work/scale10m
 
 Loads N synthetic cases of the demo city over the year before --end through the generator's COPY path
 (`cases.simulate.load_simulated`: the loop, routing and deadlines run per case, rows and events by COPY, one
 transaction per chunk of 10,000; partitions of the months made first), into an embedded cluster of its own in
 --data-dir (or `--dsn` / GRIDGOV_DATABASE_URL with GRIDGOV_MIGRATE_URL). A database that already holds N or
-more cases is reused as it is (run again to measure again). Then measures, warm:
+more cases is reused as it is (run again to measure again); one with fewer is refused (the generator's case
+numbers would repeat: load into an empty one). One loader process: the generator numbers cases per day from
+1, so two generators would collide on case_no. Then measures, warm:
   - the officer's list: `CaseService.list_page(open_only=True, limit=50)` for the grid officer of the grid
     with the most open cases and for the city-wide dispatcher: p50/p95/p99 over --repeat calls;
   - the township review of the last whole month: `cases.review.review` for the busiest township's center;
@@ -28,7 +30,6 @@ import statistics
 import sys
 import tempfile
 import time
-from multiprocessing import Process
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,53 +48,34 @@ def _settings(args):
     return load_settings(env)
 
 
-def _load_part(dsn: str, seed: int, n: int, start: dt.datetime, end: dt.datetime, city_seed: int) -> None:
-    """One loader process: its own generator seed, the same city and window (cases interleave in time)."""
+def load(rt, args, start: dt.datetime, end: dt.datetime) -> dict:
+    """Load N cases into an empty case table; returns the load figures."""
     from cases.simulate import Simulator, load_simulated
     from fixtures.cases import generate_cases
     from fixtures.city import build_city
-    from gis.db import Database
-
-    db = Database(dsn, maxconn=2)
-    try:
-        city = build_city(seed=city_seed)
-        t0, last = time.monotonic(), [0]
-
-        def progress(done):
-            if done - last[0] >= 100_000 or done == n:
-                last[0] = done
-                rate = done / max(time.monotonic() - t0, 1e-9)
-                print(f"[seed {seed}] {done:,}/{n:,} cases, {rate:,.0f}/s", flush=True)
-
-        load_simulated(db, Simulator.from_db(db, now=end), generate_cases(city, n, start, end, seed=seed, now=end),
-                       chunk=CHUNK, progress=progress)
-    finally:
-        db.close()
-
-
-def load(rt, args, start: dt.datetime, end: dt.datetime) -> dict:
-    """Load N - (cases there) cases with --workers processes; returns the load figures."""
     from gis.cli import ensure_demo
 
     have = rt.db.fetchone("SELECT count(*) AS n FROM case_record")["n"]
-    ensure_demo(rt, 0, args.seed)
-    todo = max(0, args.n - have)
-    if not todo:
+    if have >= args.n:
         return {"reused": have}
-    t = time.perf_counter()
-    parts = [todo // args.workers + (1 if i < todo % args.workers else 0) for i in range(args.workers)]
-    procs = [Process(target=_load_part, args=(rt.db.dsn, args.seed * 100 + have // CHUNK + i, k, start, end, args.seed))
-             for i, k in enumerate(parts) if k]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-        if p.exitcode:
-            raise SystemExit(f"a loader process failed (exit {p.exitcode})")
-    load_s = time.perf_counter() - t
+    if have:
+        raise SystemExit(f"the database holds {have:,} cases, fewer than --n: use an empty --data-dir")
+    ensure_demo(rt, 0, args.seed)
+    city = build_city(seed=args.seed)
+    t0, last = time.monotonic(), [0]
+
+    def progress(done):
+        if done - last[0] >= 50_000 or done == args.n:
+            last[0] = done
+            el = time.monotonic() - t0
+            print(f"{done:,}/{args.n:,} cases in {el:,.0f} s, {done / max(el, 1e-9):,.0f}/s", flush=True)
+
+    load_simulated(rt.db, Simulator.from_db(rt.db, now=end),
+                   generate_cases(city, args.n, start, end, seed=args.seed, now=end), chunk=CHUNK, progress=progress)
+    load_s = time.monotonic() - t0
     t = time.perf_counter()
     rt.db.execute("SELECT analyze_table('case_record'), analyze_table('case_event'), analyze_table('case_key')")
-    return {"loaded": todo, "load_s": round(load_s, 1), "cases_per_s": round(todo / load_s),
+    return {"loaded": args.n, "load_s": round(load_s, 1), "cases_per_s": round(args.n / load_s),
             "analyze_s": round(time.perf_counter() - t, 1)}
 
 
@@ -197,11 +179,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dsn", help="the app role's DSN of an existing database (else an embedded cluster)")
     ap.add_argument("--end", default="2026-11-01", help="the load's last day (cases cover the year before)")
     ap.add_argument("--seed", type=int, default=2203)
-    ap.add_argument("--workers", type=int, default=1, help="loader processes (each runs the loop in Python)")
     ap.add_argument("--repeat", type=int, default=200, help="calls per list measurement (p99 needs ≥ 100)")
     args = ap.parse_args(argv)
-    if not 1 <= args.n <= 20_000_000 or not 1 <= args.workers <= 8 or not 1 <= args.repeat <= 10_000:
-        ap.error("--n 1..20,000,000, --workers 1..8, --repeat 1..10,000")
+    if not 1 <= args.n <= 20_000_000 or not 1 <= args.repeat <= 10_000:
+        ap.error("--n 1..20,000,000, --repeat 1..10,000")
     sys.path.insert(0, str(ROOT))
     from gis.runtime import open_database
 
@@ -209,7 +190,7 @@ def main(argv=None) -> int:
     rt = open_database(settings, log=lambda m: print(f"[db] {m}", flush=True))
     try:
         end = dt.datetime.fromisoformat(args.end).replace(tzinfo=CST)
-        res = {"n": args.n, "workers": args.workers, "started": dt.datetime.now(CST).isoformat(timespec="seconds")}
+        res = {"n": args.n, "started": dt.datetime.now(CST).isoformat(timespec="seconds")}
         res["load"] = load(rt, args, end - dt.timedelta(days=365), end)
         print(f"load: {res['load']}", flush=True)
         res.update(measure(rt.db, args))
