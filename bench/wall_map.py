@@ -77,12 +77,14 @@ def subset(args, name, size, total):
     t = time.time()
     with admin(args, name) as c, c.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '256MB'")
-        for table, key in (("case_record", "id"), ("case_event", "case_id"), ("notification", "case_id"),
-                           ("extension_request", "case_id")):
+        tables = (("case_record", "id"), ("case_event", "case_id"), ("notification", "case_id"),
+                  ("extension_request", "case_id"), ("case_package", "case_id"), ("case_attachment", "case_id"))
+        for table, key in tables:
             cur.execute(f"CREATE TEMP TABLE keep_{table} AS SELECT * FROM {table} WHERE {key} %% %s = 0", (k,))
         cur.execute("UPDATE keep_case_record SET merged_into = NULL WHERE merged_into %% %s <> 0", (k,))
-        cur.execute("TRUNCATE case_record, case_event, notification, extension_request")
-        for table in ("case_record", "case_event", "notification", "extension_request"):
+        # case_key (migration 0090) is what the others reference; inserting the cases fills it again
+        cur.execute(f"TRUNCATE case_key, {', '.join(t for t, _ in tables)}")
+        for table, _ in tables:
             cur.execute(f"INSERT INTO {table} SELECT * FROM keep_{table}")
         cur.execute("ANALYZE")
         cur.execute("SELECT count(*) FROM case_record")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg2.extras
 
+from cases.partitions import ensure_partitions_cur
 from gis.errors import BadInput, GridgovError
 
 # canonical key → accepted headers (first is the documented Chinese header)
@@ -222,6 +223,10 @@ def import_file(service, path: str | Path, actor, commit: bool = False, now: dt.
     if not report.ok or not commit:
         return report
     with service.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        # an export of past months: their partitions first (in this transaction, all or nothing)
+        received = [prep["received"] for _, prep in prepared]
+        if received:
+            ensure_partitions_cur(cur, min(received), max(received))
         for res, prep in prepared:
             case_id, _state, _dups = service.write_prepared(cur, prep, actor)
             cur.execute("SELECT case_no FROM case_record WHERE id = %s", (case_id,))

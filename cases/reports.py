@@ -41,9 +41,11 @@ _FIELDS = ("c.id, c.status, c.received_at, c.dispatched_at, c.sign_due_at, c.sig
            "c.forwarded, c.solved, c.first_petition, c.eval_due_at, c.prior_evaluations, c.prior_evaluated_at")
 
 # Cases that count in month [start, end): any cohort instant in the month. Merged duplicates (一稿多投)
-# are counted once, on the case they were merged into.
+# are counted once, on the case they were merged into. Every instant of a case comes at or after its receipt,
+# so a case received after the month cannot count in it: `received_at < end` skips the later monthly
+# partitions (migration 0090). There is no lower bound: a 积案 received long ago may close in the month.
 _MONTH_WHERE = (
-    "c.status <> 'merged' AND c.merged_into IS NULL AND ("
+    "c.status <> 'merged' AND c.merged_into IS NULL AND c.received_at < %(end)s AND ("
     "(c.sign_due_at >= %(start)s AND c.sign_due_at < %(end)s) OR "
     "(c.reply_due_at >= %(start)s AND c.reply_due_at < %(end)s) OR "
     "(c.accept_due_at >= %(start)s AND c.accept_due_at < %(end)s) OR "
@@ -126,7 +128,7 @@ SELECT c.{col} AS unit,
     AND c.closed_at > c.received_at + %(backlog)s AND c.closed_at < %(end)s) AS backlog_resolved
 FROM case_record c
 WHERE c.channel = ANY(%(chans)s) AND c.status <> 'merged' AND c.merged_into IS NULL AND c.{col} IS NOT NULL
-  AND {scope}
+  AND c.received_at < %(end)s AND {scope}
 GROUP BY 1
 """
 

@@ -9,6 +9,8 @@ Run from a CLI or a timer, never inside a web request. Two phases, both batched:
 2. deliver — unsent rows are handed to the Notifier one by one and stamped `sent_at`; a failed delivery
    stays unsent and is retried by the next run. Rows are locked with SKIP LOCKED, so two workers never
    deliver the same row.
+Every run also makes the monthly partitions of the cases and events of the next months
+(`cases.partitions.ensure_ahead`), so intake always has its month's partition.
 Recipients: a 催办 goes to whoever handles the case (lead department, else the grid officer, else the
 handling region's 综治中心); a 督办 goes to the 综治中心 one level above the handling level. Every recipient
 passes the conflict-of-interest guard (`cases.guard.may_touch`): a unit or person the case accuses — or a
@@ -28,6 +30,7 @@ from cases.calendar import to_local
 from cases.deadlines import MILESTONE_FIELDS, ReminderPolicy, reminders_due
 from cases.guard import Party, may_touch, party_for_department, party_for_recipient
 from cases.notify import Notifier
+from cases.partitions import ensure_ahead
 from cases.workflow import OPEN_STATES
 from gis.errors import BadInput
 
@@ -264,9 +267,12 @@ def run_reminders(db, now: dt.datetime, notifier: Notifier, policy: ReminderPoli
     if batch_size < 1:
         raise BadInput("batch_size must be positive", field="batch_size")
     t0 = time.monotonic()
+    # the months ahead exist before their cases arrive (monthly partitions, migration 0090)
+    made = ensure_ahead(db, now)
     summary = scan(db, now, policy or _stored_policy(db), batch_size=batch_size)
     summary["revisit"] = revisit(db, now, batch_size=batch_size)
     summary.update(deliver(db, notifier, now))
+    summary["partitions_made"] = made
     summary["seconds"] = round(time.monotonic() - t0, 3)
     summary["now"] = to_local(now).isoformat()
     log.info("reminders: %s", summary)

@@ -21,6 +21,7 @@ from cases import routing as routing_mod
 from cases import workflow
 from cases.calendar import WorkCalendar, to_local
 from cases.deadlines import PETITION_CHANNELS, channel_code, compute_deadlines
+from cases.partitions import ensure_partitions
 from cases.reporters import mark_first_petitions, reporter_identities, reporter_key
 from gis.db import copy_rows
 
@@ -223,6 +224,9 @@ def load_simulated(db, sim: Simulator, cases, chunk: int = 10_000, progress=None
         if not batch:
             break
         results = [sim.run(c) for c in batch]
+        # the months of these dates get their partitions before the rows come (historical loads included)
+        ensure_partitions(db, min(row["received_at"] for row, _ in results),
+                          max([row["received_at"] for row, _ in results] + [ev[0] for _, evs in results for ev in evs]))
         with db.connection() as conn, conn.cursor() as cur:
             cur.execute("SELECT nextval('case_record_id_seq') FROM generate_series(1, %s)", (len(results),))
             ids = [r[0] for r in cur.fetchall()]

@@ -277,6 +277,9 @@ class EmbeddedCluster:
             "password_encryption = 'scram-sha-256'\n"
             "max_wal_size = 2GB\n"
             "timezone = 'Asia/Shanghai'\n"
+            # JIT compiles every partition's expressions of a plan over the monthly partitions (migration 0090):
+            # a month's 三率 took 27 s with it at 1,000,000 cases, 4 s without
+            "jit = off\n"
         )
         conf.write_text(text)
 
