@@ -1,6 +1,6 @@
 """Grow a loaded case table to 10,000,000 cases by copying its years back in time, inside the database.
 
-    .venv/bin/python -m bench.scale_replicate --data-dir /work/scale --copies 9
+    .venv/bin/python -m bench.scale_replicate --data-dir /work/scale --copies 10
     .venv/bin/python -m bench.scale_cases --n 10000000 --data-dir /work/scale   # then measure
 
 `bench.scale_cases --n 1000000` loads a year of simulated cases through the generator's COPY path (the loop,
@@ -53,7 +53,7 @@ def column_exprs(cur, k: int) -> tuple[list[str], list[str]]:
             exprs.append(f"'R{k}' || case_no")
         elif name in ("submission_key", "merged_into", "submission_hash"):
             exprs.append("NULL")
-        elif typ.startswith("timestamp"):
+        elif typ in ("timestamp with time zone", "timestamp without time zone", "date"):
             exprs.append(f'"{name}" - interval \'{k} years\'')
         else:
             exprs.append(f'"{name}"')
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", help="the embedded cluster's data folder (bench.scale_cases --data-dir)")
     ap.add_argument("--dsn", help="owner DSN instead of --data-dir")
-    ap.add_argument("--copies", type=int, default=9)
+    ap.add_argument("--copies", type=int, default=10)
     args = ap.parse_args(argv)
     if not 1 <= args.copies <= 20:
         ap.error("--copies must be between 1 and 20")
