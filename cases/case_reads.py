@@ -11,6 +11,7 @@ from cases import workflow
 from cases.auth import User, case_scope, present_personal_data
 from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _plain
 from cases.deadlines import BACKLOG_DAYS, CHANNELS, PETITION_CHANNELS
+from cases.partitions import received_at
 from gis.errors import BadInput, NotFound
 
 # The three 信访 registers of seed 000 (预约登记、接访登记、矛盾纠纷排查) as views of the case list.
@@ -40,8 +41,10 @@ class CaseReads:
     def get(self, user: User, case_id: int) -> dict:
         """One case as the user may see it (scoped, personal data masked), with events and deadlines."""
         scope, params = case_scope(user)
-        row = self.db.fetchone(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope}",
-                               {**params, "cid": int(case_id)})
+        month = received_at(self.db, case_id)   # names the case's month partition (cases.partitions)
+        row = None if month is None else self.db.fetchone(
+            f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND c.received_at = %(rat)s AND {scope}",
+            {**params, "cid": int(case_id), "rat": month})
         if row is None:
             raise NotFound(f"case {case_id} not found")
         events = self.db.fetchall(f"SELECT {EVENT_VIEW_COLUMNS} FROM case_event WHERE case_id = %s ORDER BY id",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import psycopg2.extensions
+
 MONTHS_AHEAD = 3
 
 ENSURE_SQL = "SELECT case_partitions_ensure(%(since)s::timestamptz, %(through)s::timestamptz) AS made"
@@ -45,3 +47,20 @@ def partitions(db, table: str = "case_record") -> list[dict]:
         "SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bounds, c.reltuples::bigint AS rows "
         "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass "
         "ORDER BY c.relname LIKE '%%default', c.relname", (table,))
+
+
+def received_at(cur_or_db, case_id: int) -> dt.datetime | None:
+    """A case's received_at, from case_key (one probe of its primary key), or None when there is no such case.
+
+    A statement on case_record that names only the id is planned over every month partition and each of its
+    indexes (6 ms with 17 partitions, ~70 ms with 30 on a busy machine, against 0.2 ms unpartitioned);
+    adding `received_at = <this value>` lets the planner keep the one partition the case is in."""
+    sql, params = "SELECT received_at FROM case_key WHERE id = %s", (int(case_id),)
+    if isinstance(cur_or_db, psycopg2.extensions.cursor):   # inside the caller's transaction
+        cur_or_db.execute(sql, params)
+        row = cur_or_db.fetchone()
+    else:
+        row = cur_or_db.fetchone(sql, params)
+    if row is None:
+        return None
+    return row["received_at"] if isinstance(row, dict) else row[0]

@@ -29,6 +29,7 @@ from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _now, _plain, next_due  #
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, compute_deadlines, extend
 from cases.guard import may_touch, party_for_department, party_for_user
+from cases.partitions import received_at
 from cases.reporters import link_reporter, mark_first_petitions, reporter_identities, reporter_key  # noqa: F401
 from cases.sweeps import SystemSweeps
 from gis.db import execute_prepared, rows_as_dicts
@@ -647,7 +648,8 @@ class CaseService(CaseReads, SystemSweeps):
             sets.append("merged_into = %(master)s")
             params["master"] = data["master_id"]
         if updates:
-            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
+            cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s AND received_at = %s",
+                        (case_id, received_at(cur, case_id)))
             self._guard_handlers({**cur.fetchone(), **updates})
         for col in ("handling_level", "handler_region", "lead_department", "co_departments", "officer_code",
                     "grid_code", "generation", "village_code", "township_code", "county_code", "category_code",
@@ -657,7 +659,9 @@ class CaseService(CaseReads, SystemSweeps):
                 v = updates[col]
                 sets.append(f"{col} = %(set_{col})s")
                 params[f"set_{col}"] = json.dumps(v, ensure_ascii=False) if col == "routing" else v
-        cur.execute(f"UPDATE case_record SET {', '.join(sets)} WHERE id = %(id)s", params)
+        # the month named: planned on the case's partition only (cases.partitions.received_at)
+        params["rat"] = received_at(cur, case_id)
+        cur.execute(f"UPDATE case_record SET {', '.join(sets)} WHERE id = %(id)s AND received_at = %(rat)s", params)
         ev_data = dict(data)
         if updates:
             ev_data["routing_change"] = {k: v for k, v in updates.items() if k != "routing"}
@@ -669,8 +673,9 @@ class CaseService(CaseReads, SystemSweeps):
     def _lock_case(cur, user: User, case_id: int) -> dict:
         """The case row locked for update, if the user may see it (else NotFound, never a hint it exists)."""
         scope, params = case_scope(user)
-        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND {scope} FOR UPDATE",
-                    {**params, "cid": case_id})
+        month = received_at(cur, case_id)   # names the case's month partition (cases.partitions)
+        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record c WHERE c.id = %(cid)s AND c.received_at = %(rat)s "
+                    f"AND {scope} FOR UPDATE", {**params, "cid": case_id, "rat": month})
         case = cur.fetchone()
         if case is None or not may_touch(case, party_for_user(user)):
             raise NotFound(f"case {case_id} not found")
@@ -711,8 +716,8 @@ class CaseService(CaseReads, SystemSweeps):
                 self._check_handler(user, case, action)
                 updates = self._prepare_action(cur, user, case, action, reason, data, ref, now)
                 self._apply(cur, case_id, user, case["status"], action, reason, data, now, updates=updates)
-                cur.execute("UPDATE case_record SET version = version + 1 WHERE id = %s AND version = %s",
-                            (case_id, case["version"]))
+                cur.execute("UPDATE case_record SET version = version + 1 WHERE id = %s AND received_at = %s "
+                            "AND version = %s", (case_id, case["received_at"], case["version"]))
                 if cur.rowcount != 1:  # cannot happen under FOR UPDATE, kept as a guard
                     raise Conflict("case changed concurrently: reload and try again", field="version")
                 self._after_action(cur, user, case, action, reason, data, now)
