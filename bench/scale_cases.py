@@ -148,6 +148,10 @@ def measure(db, args) -> dict:
 
     res["list_officer"] = _timings(lambda: svc.list_page(officer, open_only=True, limit=50), args.repeat)
     res["list_city"] = _timings(lambda: svc.list_page(dispatcher, open_only=True, limit=50), args.repeat)
+    # a case's detail by id (the phone's case page, every action's read-back): any month, named via case_key
+    ids = iter([r["id"] for r in db.fetchall("SELECT id FROM case_key TABLESAMPLE SYSTEM (1) LIMIT %s",
+                                             (args.repeat + 1,))] * 2)
+    res["case_detail"] = _timings(lambda: svc.get(dispatcher, next(ids)), args.repeat)
     ms, out = _once(lambda: review(db, township, town["t"], start, end))
     res["review_month_ms"] = ms
     ms, out = _once(lambda: reports.compute_month(db, y, m, "township"))
