@@ -1,10 +1,11 @@
 """Load harness: HTTP intake near the database's ceiling, beside pgbench on the same database, same run.
 
-    .venv/bin/python -m bench.load_intake --dsn "host=… dbname=…" [--connections 8,32] [--seconds 20]
+    .venv/bin/python -m bench.load_intake --dsn "<app DSN>" --pgbench-dsn "<owner DSN>" [--connections 8,32]
+        [--seconds 20]
 
 Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clone of it) and Debian's
 `wrk` (apt-get install wrk). Loopback only, bounded in time. Steps:
-1. pgbench (4 clients, --seconds): INSERT of a point + the `ST_Covers` grid lookup with the smallest-code
+1. pgbench (4 clients, --seconds; as --pgbench-dsn, which may create the scratch table): INSERT of a point + the `ST_Covers` grid lookup with the smallest-code
    tie-break into a scratch table — the database's ceiling for what intake must do at minimum;
 2. `python -m gis serve` (gunicorn, --workers × --threads) on a free loopback port, a dispatcher token;
 3. wrk POSTs /api/cases (random points in one county, 12345 channel) at each --connections level;
