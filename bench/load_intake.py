@@ -5,8 +5,9 @@
 
 Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clone of it) and Debian's
 `wrk` (apt-get install wrk). Loopback only, bounded in time. Steps:
-1. pgbench (4 clients, --seconds; as --pgbench-dsn, which may create the scratch table): INSERT of a point + the `ST_Covers` grid lookup with the smallest-code
-   tie-break into a scratch table — the database's ceiling for what intake must do at minimum;
+1. pgbench (4 clients, --seconds; as --pgbench-dsn, which may create the scratch table): INSERT of a point +
+   the `ST_Covers` grid lookup with the smallest-code tie-break into a scratch table — the database's ceiling
+   for what intake must do at minimum;
 2. `python -m gis serve` (gunicorn, --workers × --threads) on a free loopback port, a dispatcher token;
 3. wrk POSTs /api/cases (random points in one county, 12345 channel) at each --connections level;
 4. the read endpoints (officer list, wall aggregates when present) alone and while intake runs.
