@@ -20,9 +20,8 @@ ENSURE_SQL = "SELECT case_partitions_ensure(%(since)s::timestamptz, %(through)s:
 
 def ensure_partitions(db, since: dt.datetime, through: dt.datetime) -> int:
     """Make the month partitions of both tables covering [since, through]; returns how many were made."""
-    if since is None or through is None:
-        return 0
-    return db.fetchone(ENSURE_SQL, {"since": since, "through": through})["made"]
+    with db.cursor() as cur:
+        return ensure_partitions_cur(cur, since, through)
 
 
 def ensure_partitions_cur(cur, since: dt.datetime, through: dt.datetime) -> int:

@@ -647,9 +647,11 @@ class CaseService(CaseReads, SystemSweeps):
         if action == "merge":
             sets.append("merged_into = %(master)s")
             params["master"] = data["master_id"]
+        # the month named: the case's statements are planned on its own partition (cases.partitions.received_at)
+        params["rat"] = received_at(cur, case_id)
         if updates:
             cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s AND received_at = %s",
-                        (case_id, received_at(cur, case_id)))
+                        (case_id, params["rat"]))
             self._guard_handlers({**cur.fetchone(), **updates})
         for col in ("handling_level", "handler_region", "lead_department", "co_departments", "officer_code",
                     "grid_code", "generation", "village_code", "township_code", "county_code", "category_code",
@@ -659,8 +661,6 @@ class CaseService(CaseReads, SystemSweeps):
                 v = updates[col]
                 sets.append(f"{col} = %(set_{col})s")
                 params[f"set_{col}"] = json.dumps(v, ensure_ascii=False) if col == "routing" else v
-        # the month named: planned on the case's partition only (cases.partitions.received_at)
-        params["rat"] = received_at(cur, case_id)
         cur.execute(f"UPDATE case_record SET {', '.join(sets)} WHERE id = %(id)s AND received_at = %(rat)s", params)
         ev_data = dict(data)
         if updates:
