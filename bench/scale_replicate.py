@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", help="the embedded cluster's data folder (bench.scale_cases --data-dir)")
     ap.add_argument("--dsn", help="owner DSN instead of --data-dir")
     ap.add_argument("--copies", type=int, default=10)
+    ap.add_argument("--resume", action="store_true",
+                    help="go on after a stopped run: skip the months a copy already holds (each month is one "
+                         "transaction, so a month is either whole or absent)")
     args = ap.parse_args(argv)
     if not 1 <= args.copies <= 20:
         ap.error("--copies must be between 1 and 20")
@@ -88,8 +91,9 @@ def main(argv=None) -> int:
     finished = cur.fetchone()[0]
     cur.execute(f"SELECT count(*) FROM case_record WHERE id >= {ID_STRIDE}")
     already = cur.fetchone()[0]
-    if already:
-        print(f"error: {already:,} copied cases are there already (run once per database)", file=sys.stderr)
+    if already and not args.resume:
+        print(f"error: {already:,} copied cases are there already (run once per database, or --resume)",
+              file=sys.stderr)
         return 2
     conn.commit()
     log(f"source: {n:,} cases from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}; {finished:,} finished; {args.copies} copies → "
@@ -109,6 +113,15 @@ def main(argv=None) -> int:
         cols, exprs = column_exprs(cur, k)
         t = time.perf_counter()
         for a, b in months:
+            if already:   # --resume: a month this copy holds is whole (one transaction per month)
+                cur.execute(f"SELECT count(*) FROM case_record WHERE received_at >= %s::timestamptz - "
+                            f"make_interval(years => %s) AND received_at < %s::timestamptz - make_interval("
+                            f"years => %s) AND id >= {k * ID_STRIDE} AND id < {(k + 1) * ID_STRIDE}", (a, k, b, k))
+                have = cur.fetchone()[0]
+                conn.rollback()
+                if have:
+                    done += have
+                    continue
             # the source rows by their partition (received_at in the month) and below the stride (not copies)
             cur.execute(f"INSERT INTO case_record ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM case_record "
                         f"WHERE received_at >= %s AND received_at < %s AND id < {ID_STRIDE} "

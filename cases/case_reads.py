@@ -11,7 +11,7 @@ from cases import workflow
 from cases.auth import User, case_scope, present_personal_data
 from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _plain
 from cases.deadlines import BACKLOG_DAYS, CHANNELS, PETITION_CHANNELS
-from cases.partitions import received_at
+from cases.partitions import open_months, received_at
 from gis.errors import BadInput, NotFound
 
 # The three 信访 registers of seed 000 (预约登记、接访登记、矛盾纠纷排查) as views of the case list.
@@ -105,6 +105,10 @@ class CaseReads:
         if guard_review is not None:
             where.append("c.guard_review = %(greview)s")
             params["greview"] = guard_review
+        if open_only or (status and status in OPEN_STATES) or register == "积案":
+            months, mp = open_months(self.db)   # only the months holding open cases (cases.partitions)
+            where.append(months)
+            params.update(mp)
         if register is not None:
             if register not in REGISTERS:
                 raise BadInput(f"register must be one of {', '.join(REGISTERS)}", field="register")

@@ -63,3 +63,26 @@ def received_at(cur_or_db, case_id: int) -> dt.datetime | None:
     if row is None:
         return None
     return row["received_at"] if isinstance(row, dict) else row[0]
+
+
+OPEN_SINCE_SQL = "SELECT min(received_at) AS lo FROM case_key WHERE open"
+
+
+def open_months(cur_or_db, alias: str = "c") -> tuple[str, dict]:
+    """A predicate on `alias`.received_at naming the months from the oldest open case on, and its parameters.
+
+    A read of open cases that names no month is planned over every partition and each of its indexes (the
+    officer's list p99 went from 27 ms at 17 partitions to 120 ms at 41). Open cases sit in a few recent months,
+    and case_key keeps which cases are open (migration 0091, a partial index): the oldest open case bounds the
+    read, and, sent as a constant, lets the planner keep only the partitions from its month on (no upper bound:
+    a case received after this lookup is still read). The predicate only narrows what the read's own status
+    condition selects, so add it to reads of open cases only."""
+    if isinstance(cur_or_db, psycopg2.extensions.cursor):
+        cur_or_db.execute(OPEN_SINCE_SQL)
+        row = cur_or_db.fetchone()
+    else:
+        row = cur_or_db.fetchone(OPEN_SINCE_SQL)
+    lo = row["lo"] if isinstance(row, dict) else row[0]
+    if lo is None:                      # no open case anywhere: nothing to narrow by (one may arrive meanwhile)
+        return "true", {}
+    return f"{alias}.received_at >= %(open_since)s", {"open_since": lo}

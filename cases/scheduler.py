@@ -30,7 +30,7 @@ from cases.calendar import to_local
 from cases.deadlines import MILESTONE_FIELDS, ReminderPolicy, reminders_due
 from cases.guard import Party, may_touch, party_for_department, party_for_recipient
 from cases.notify import Notifier
-from cases.partitions import ensure_ahead
+from cases.partitions import ensure_ahead, open_months
 from cases.workflow import OPEN_STATES
 from gis.errors import BadInput
 
@@ -127,14 +127,15 @@ def scan(db, now: dt.datetime, policy: ReminderPolicy | None = None, *, batch_si
     policy = policy or _stored_policy(db)
     now = to_local(now)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    months, mp = open_months(db)
     params = {"open": sorted(OPEN_STATES), "horizon": now + policy.nearing, "after": 0, "limit": batch_size,
-              "today": today}
+              "today": today, **mp}
     summary = {"scanned": 0, "notices": 0, "inserted": 0, "duplicates": 0, "remind": 0, "supervise": 0}
     party_of = recipient_parties(db)
     while True:
         with db.cursor(dict_rows=False) as cur:
-            cur.execute(f"SELECT {_SCAN_FIELDS} FROM case_record c WHERE c.status = ANY(%(open)s) AND c.id > "
-                        f"%(after)s AND ({_DUE_SOON}) ORDER BY c.id LIMIT %(limit)s", params)
+            cur.execute(f"SELECT {_SCAN_FIELDS} FROM case_record c WHERE c.status = ANY(%(open)s) AND {months} "
+                        f"AND c.id > %(after)s AND ({_DUE_SOON}) ORDER BY c.id LIMIT %(limit)s", params)
             names = [d[0] for d in cur.description]
             cases = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
             if not cases:
@@ -187,12 +188,13 @@ def revisit(db, now: dt.datetime, *, batch_size: int = 5000) -> int:
     guard picks the recipient as for 催办. Idempotent (one per case and window); returns the notices recorded."""
     now = to_local(now)
     party_of = recipient_parties(db)
-    params = {"now": now, "soon": now + REVISIT_BEFORE, "after": 0, "limit": batch_size}
+    months, mp = open_months(db)
+    params = {"now": now, "soon": now + REVISIT_BEFORE, "after": 0, "limit": batch_size, **mp}
     recorded = 0
     while True:
         with db.cursor(dict_rows=False) as cur:
             cur.execute(f"SELECT {_SCAN_FIELDS}, c.eval_due_at FROM case_record c WHERE c.status = 'replied' "
-                        "AND c.eval_due_at > %(now)s AND c.eval_due_at <= %(soon)s AND c.id > %(after)s "
+                        f"AND {months} AND c.eval_due_at > %(now)s AND c.eval_due_at <= %(soon)s AND c.id > %(after)s "
                         "ORDER BY c.id LIMIT %(limit)s", params)
             names = [d[0] for d in cur.description]
             cases = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -12,6 +12,7 @@ from cases import routing as routing_mod
 from cases import workflow
 from cases.calendar import to_local
 from cases.case_rows import CASE_COLUMNS
+from cases.partitions import open_months, received_at
 
 
 class SystemSweeps:
@@ -21,12 +22,17 @@ class SystemSweeps:
         """The scheduler's system actions: each case `find` selects (a `SELECT id FROM case_record WHERE …`) is
         locked, checked again and handed to `step(cur, case)` in its own transaction; returns the ids done."""
         done = []
-        for row in self.db.fetchall(f"{find} ORDER BY {order} LIMIT %(lim)s", {**params, "lim": limit}):
+        months, mp = open_months(self.db, alias="case_record")   # the sweeps read open cases only
+        for row in self.db.fetchall(f"{find} AND {months} ORDER BY {order} LIMIT %(lim)s",
+                                    {**params, **mp, "lim": limit}):
             with self.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(f"{find} AND id = %(id)s FOR UPDATE", {**params, "id": row["id"]})
+                month = received_at(cur, row["id"])   # the case's own partition (cases.partitions)
+                cur.execute(f"{find} AND id = %(id)s AND received_at = %(rat)s FOR UPDATE",
+                            {**params, "id": row["id"], "rat": month})
                 if cur.fetchone() is None:            # answered or moved meanwhile
                     continue
-                cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (row["id"],))
+                cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s AND received_at = %s",
+                            (row["id"], month))
                 step(cur, cur.fetchone())
             done.append(row["id"])
         return done

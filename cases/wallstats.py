@@ -17,6 +17,7 @@ from cases import workflow
 from cases.auth import User, case_scope, region_prefix
 from cases.calendar import TZ, to_local
 from cases.deadlines import CHANNELS
+from cases.partitions import open_months
 from gis.errors import BadInput, NotFound
 
 # Open = not in a terminal state. Written exactly like the partial indexes' predicate (migration 0050).
@@ -65,6 +66,13 @@ def _scoped(user: User, *where: str) -> tuple[str, dict]:
     return " AND ".join([scope, *where]), params
 
 
+def _scoped_open(db, user: User, *where: str) -> tuple[str, dict]:
+    """As _scoped, for open cases: OPEN_SQL and the months that hold open cases (cases.partitions)."""
+    months, mp = open_months(db)
+    where_sql, params = _scoped(user, OPEN_SQL, months, *where)
+    return where_sql, {**params, **mp}
+
+
 def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
     """Today's intake by channel, open/overdue/due-within-24 h/emergency counts, the 7-day intake and
     closure trend and this month's top categories, over the cases the user may see."""
@@ -80,7 +88,7 @@ def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
     today = [{"channel": k, "label": v, "count": by_channel.get(k, 0)} for k, v in CHANNELS.items()]
     today += [{"channel": k, "label": k, "count": n} for k, n in by_channel.items() if k not in CHANNELS]
 
-    where, p = _scoped(user, OPEN_SQL)
+    where, p = _scoped_open(db, user)
     p.update(now=now, soon=now + dt.timedelta(hours=24))
     live = db.fetchone(
         f"SELECT count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
@@ -164,7 +172,7 @@ def unit_counts(db, user: User, level: str, parent: str | None = None, bbox=None
     parent = _check_code(parent, "parent")
     col = UNIT_LEVELS[level]
     now = _now(now)
-    where, p = _scoped(user, OPEN_SQL, f"c.{col} IS NOT NULL")
+    where, p = _scoped_open(db, user, f"c.{col} IS NOT NULL")
     p.update(now=now)
     if parent:
         where += f" AND c.{col} LIKE %(parent)s"
@@ -239,7 +247,7 @@ def live_cases(db, user: User, bbox, zoom: int, point_zoom: int = 16, cell_px: i
     if not 0 <= zoom <= 22:
         raise BadInput("zoom must be 0..22", field="zoom")
     now = _now(now)
-    where, p = _scoped(user, OPEN_SQL, "c.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
+    where, p = _scoped_open(db, user, "c.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
     p.update(x0=x0, y0=y0, x1=x1, y1=y1, now=now)
     if zoom >= point_zoom:
         p["limit"] = POINT_LIMIT

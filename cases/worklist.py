@@ -12,6 +12,7 @@ import datetime as dt
 from cases import workflow
 from cases.auth import User, case_scope
 from cases.calendar import to_local
+from cases.partitions import open_months
 from gis.errors import BadInput
 
 # SQL of the instant a case (alias c) waits for now; NULL when it waits for nobody's deadline.
@@ -34,10 +35,11 @@ def counts(db, user: User, now: dt.datetime | None = None, soon_hours: int = SOO
         raise BadInput("soon_hours must be 1..720", field="soon_hours")
     now = to_local(now) if now else to_local(dt.datetime.now(dt.UTC))
     scope, params = case_scope(user)
-    params.update(now=now, soon=now + dt.timedelta(hours=soon_hours), open=sorted(workflow.OPEN_STATES))
+    months, mp = open_months(db)
+    params.update(now=now, soon=now + dt.timedelta(hours=soon_hours), open=sorted(workflow.OPEN_STATES), **mp)
     cols = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}" for name, (_, sql) in GROUPS.items())
     row = db.fetchone(f"SELECT count(*) AS open, {cols} FROM case_record c "
-                      f"WHERE {scope} AND c.status = ANY(%(open)s)", params)
+                      f"WHERE {scope} AND c.status = ANY(%(open)s) AND {months}", params)
     return {"counts": {k: int(v) for k, v in row.items()},
             "labels": {"open": "在办", **{k: label for k, (label, _) in GROUPS.items()}},
             "soon_hours": soon_hours, "as_of": now.isoformat()}

@@ -7,6 +7,7 @@ scheduler makes months ahead); published snapshots stay frozen; the event log st
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import psycopg2
 import psycopg2.errors
@@ -347,3 +348,67 @@ def test_the_app_cannot_touch_partitions_or_case_key_directly(db):
     assert db.fetchone("SELECT count(*) AS n FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles "
                        "WHERE rolname = %s)", (APP,))["n"] == 0
 
+
+
+# -- open-case reads name the months that hold open cases (migration 0091) -------------------------------------
+
+def test_case_key_knows_which_cases_are_open_and_open_reads_plan_only_their_months(three_months, db, monkeypatch):
+    """The officer's list, the worklist, the wall's open layers and the scheduler's scans name no month; with
+    years of partitions they were planned over all of them (list p99 27 ms at 17 partitions, 120 ms at 41).
+    case_key.open (kept by the owner triggers) gives the oldest open case; the reads keep the months from it."""
+    from cases.partitions import open_months
+    from cases.worklist import counts
+
+    load_city(db, tiny_city(), progress=lambda m: None)
+    ensure_partitions(db, at(2023, 1, 1), at(2024, 12, 1))
+    old_closed = _insert(db, "OLD-CLOSED", at(2023, 2, 3), status="closed")
+    old_open = _insert(db, "OLD-OPEN", at(2024, 6, 3), status="handling", grid_code=G1,
+                       village_code="990101001001", township_code="990101001", county_code="990101")
+    is_open = {r["case_no"]: r["open"] for r in db.fetchall("SELECT case_no, open FROM case_key")}
+    assert is_open["OLD-OPEN"] and not is_open["OLD-CLOSED"] and is_open["M4-7"]
+    assert open_months(db) == ("c.received_at >= %(open_since)s", {"open_since": at(2024, 6, 3)})
+
+    officer = create_user(db, "off1", "password123", "grid_officer", "990101001001", grid_code=G1,
+                          hash_method="pbkdf2:sha256:1000")
+    svc = CaseService(db)
+    seen = []
+    real = db.fetchall
+
+    def spy(sql, params=None):
+        seen.append((sql, params))
+        return real(sql, params)
+
+    monkeypatch.setattr(db, "fetchall", spy)
+    rows, _ = svc.list_page(officer, open_only=True, limit=1000)
+    monkeypatch.undo()
+    assert len(rows) == 601 and "OLD-OPEN" in {r["case_no"] for r in rows}     # the 积案 of 2024 is still listed
+    sql, params = next((s, p) for s, p in seen if "FROM case_record c" in s)
+    read = {t for t in _plan_tables(db, sql, params) if t.startswith("case_record_p")}
+    assert read and min(read) == "case_record_p2024_06", read          # nothing before the oldest open case
+    assert counts(db, officer)["counts"]["open"] == 601
+
+    # closing the old case moves the bound up to the oldest open case left; reopening it moves it back
+    db.execute("UPDATE case_record SET status = 'closed', closed_at = now() WHERE id = %s", (old_open,))
+    assert not db.fetchone("SELECT open FROM case_key WHERE id = %s", (old_open,))["open"]
+    assert open_months(db)[1] == {"open_since": at(2026, 3, 2) + dt.timedelta(hours=1)}
+    rows, _ = svc.list_page(officer, open_only=True, limit=1000)
+    assert len(rows) == 600 and counts(db, officer)["counts"]["open"] == 600
+    db.execute("UPDATE case_record SET status = 'reopened' WHERE id = %s", (old_open,))
+    assert open_months(db)[1] == {"open_since": at(2024, 6, 3)}
+    assert len(svc.list_page(officer, open_only=True, limit=1000)[0]) == 601
+    # every case closed: nothing to narrow by, and the reads still answer
+    db.execute("UPDATE case_record SET status = 'closed'")
+    assert open_months(db) == ("true", {})
+    assert svc.list_page(officer, open_only=True)[0] == []
+    assert db.fetchone("SELECT count(*) AS n FROM case_key WHERE open")["n"] == 0
+    assert old_closed
+
+
+def test_the_open_flag_uses_the_workflows_terminal_states():
+    """Migration 0091 writes the terminal states into its triggers; they must be cases.workflow's."""
+    from cases import workflow
+
+    sql = (ROOT / "cases" / "migrations" / "0091_case_key_open.sql").read_text()
+    lists = {tuple(sorted(s.strip().strip("'") for s in m.split(",")))
+             for m in re.findall(r"IN \(('[a-z]+'(?:, '[a-z]+')*)\)", sql)}
+    assert lists == {tuple(sorted(workflow.TERMINAL_STATES))}
