@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from cases import workflow
 from cases.auth import User, case_scope
+from cases.partitions import received_at
 from gis.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 
 MAX_BYTES = 8 * 1024 * 1024          # one photo as uploaded
@@ -116,8 +117,9 @@ def prepare_photos(files: list[tuple[str | None, bytes]], field: str = "photo",
 def _visible_case(cur, user: User, case_id: int, lock: bool = False) -> dict:
     scope, params = case_scope(user)
     cur.execute(f"SELECT c.id, c.case_no, c.status, c.grid_code, c.handling_level, c.lead_department, "
-                f"c.co_departments, c.handler_region FROM case_record c WHERE c.id = %(cid)s AND {scope}"
-                + (" FOR UPDATE" if lock else ""), {**params, "cid": int(case_id)})
+                f"c.co_departments, c.handler_region FROM case_record c WHERE c.id = %(cid)s "
+                f"AND c.received_at = %(rat)s AND {scope}" + (" FOR UPDATE" if lock else ""),
+                {**params, "cid": int(case_id), "rat": received_at(cur, case_id)})
     row = cur.fetchone()
     if row is None:
         raise NotFound(f"case {case_id} not found")
@@ -167,7 +169,8 @@ def add_photos(db, service, user: User | None, case_id: int, photos: list[Photo]
         return []
     with db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         if intake:
-            cur.execute("SELECT id, case_no, status FROM case_record WHERE id = %s FOR UPDATE", (case_id,))
+            cur.execute("SELECT id, case_no, status FROM case_record WHERE id = %s AND received_at = %s FOR UPDATE",
+                        (case_id, received_at(cur, case_id)))
             case = cur.fetchone()
             if case is None or (user is not None and not _registered_by(cur, user, case_id)):
                 raise NotFound(f"case {case_id} not found")

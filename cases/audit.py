@@ -130,7 +130,7 @@ def _name_cases(db, problems: list[Problem]) -> None:
     ids = sorted({p.case_id for p in problems})
     if not ids:
         return
-    names = {r["id"]: r["case_no"] for r in db.fetchall("SELECT id, case_no FROM case_record WHERE id = ANY(%s)",
+    names = {r["id"]: r["case_no"] for r in db.fetchall("SELECT id, case_no FROM case_key WHERE id = ANY(%s)",
                                                         (ids,))}
     for p in problems:
         p.case_no = names.get(p.case_id)

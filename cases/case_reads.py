@@ -146,9 +146,10 @@ class CaseReads:
         scope, params = case_scope(user)
         row = self.db.fetchone(
             f"SELECT (SELECT count(*) FROM case_record c WHERE c.reporter_key IS NOT NULL AND c.reporter_key = "
-            f"(SELECT reporter_key FROM case_record WHERE id = %(id)s) AND {scope}) AS by_person, "
+            f"(SELECT reporter_key FROM case_record WHERE id = %(id)s AND received_at = %(rat)s) AND {scope}) "
+            f"AS by_person, "
             f"(SELECT count(*) FROM case_record c WHERE c.merged_into = %(id)s AND {scope}) AS merged_in",
-            {**params, "id": case["id"]})
+            {**params, "id": case["id"], "rat": received_at(self.db, case["id"])})
         return {"by_person": row["by_person"], "merged_in": row["merged_in"]}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cases import workflow
 from cases.auth import User, case_scope, present_personal_data
 from cases.deadlines import CHANNELS
+from cases.partitions import received_at
 from gis.errors import Forbidden, NotFound, Unauthorized
 from grids.features import Collection, Query, feature, where_clause
 
@@ -71,9 +72,9 @@ def item(db, user: User | None, fid: str) -> dict:
     if not fid.isdigit() or len(fid) > 18:
         raise NotFound(f"no feature {fid!r} in collection cases", field="featureId")
     where, params = _scope(user)
-    params["fid"] = int(fid)
-    row = db.fetchone(f"SELECT {_select()} FROM case_record c WHERE c.id = %(fid)s AND {' AND '.join(where)}",
-                      params)
+    params.update(fid=int(fid), frat=received_at(db, int(fid)))
+    row = db.fetchone(f"SELECT {_select()} FROM case_record c WHERE c.id = %(fid)s AND c.received_at = %(frat)s "
+                      f"AND {' AND '.join(where)}", params)
     if row is None:
         raise NotFound(f"no feature {fid!r} in collection cases", field="featureId")
     return _feature(user, row)

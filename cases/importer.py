@@ -229,7 +229,7 @@ def import_file(service, path: str | Path, actor, commit: bool = False, now: dt.
             ensure_partitions_cur(cur, min(received), max(received))
         for res, prep in prepared:
             case_id, _state, _dups = service.write_prepared(cur, prep, actor)
-            cur.execute("SELECT case_no FROM case_record WHERE id = %s", (case_id,))
+            cur.execute("SELECT case_no FROM case_key WHERE id = %s", (case_id,))
             res.case_no = cur.fetchone()["case_no"]
             res.status = "imported"
     report.committed = True

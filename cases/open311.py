@@ -19,6 +19,7 @@ from cases import workflow
 from cases.auth import User, case_scope
 from cases.calendar import to_local
 from cases.deadlines import CHANNELS, KINDS
+from cases.partitions import received_at
 from gis.coords import normalize_crs_name, wgs_to_bd, wgs_to_gcj
 from gis.errors import BadInput, NotFound
 
@@ -280,8 +281,9 @@ def lookup_token(db, user: User | None, token: str) -> dict:
             row = None
         else:
             scope, params = case_scope(user)
-            row = db.fetchone(f"SELECT c.id, c.case_no FROM case_record c WHERE c.id = %(id)s AND {scope}",
-                              {**params, "id": row["id"]})
+            row = db.fetchone(f"SELECT c.id, c.case_no FROM case_record c WHERE c.id = %(id)s "
+                              f"AND c.received_at = %(rat)s AND {scope}",
+                              {**params, "id": row["id"], "rat": received_at(db, row["id"])})
     if row is None:
         raise NotFound("token not found", field="token")
     return {"service_request_id": row["case_no"], "token": token}

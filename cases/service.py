@@ -29,7 +29,7 @@ from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _now, _plain, next_due  #
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, compute_deadlines, extend
 from cases.guard import may_touch, party_for_department, party_for_user
-from cases.partitions import received_at
+from cases.partitions import received_at, received_ats
 from cases.reporters import link_reporter, mark_first_petitions, reporter_identities, reporter_key  # noqa: F401
 from cases.sweeps import SystemSweeps
 from gis.db import execute_prepared, rows_as_dicts
@@ -571,15 +571,16 @@ class CaseService(CaseReads, SystemSweeps):
                                                                            0.087))})
 
     def _set_deadlines(self, cur, case_id: int) -> None:
+        month = received_at(cur, case_id)   # the case's own partition (cases.partitions)
         cur.execute("SELECT channel, kind, emergency, complex, received_at, accepted_at, dispatched_at, extended_days "
-                    "FROM case_record WHERE id = %s", (case_id,))
+                    "FROM case_record WHERE id = %s AND received_at = %s", (case_id, month))
         r = cur.fetchone()
         d = self.deadlines_for(r)
         f = d.as_fields()
         cur.execute("UPDATE case_record SET sign_due_at = %s, reply_due_at = %s, accept_due_at = %s, "
-                    "handle_due_at = %s, deadline_profile = %s WHERE id = %s",
+                    "handle_due_at = %s, deadline_profile = %s WHERE id = %s AND received_at = %s",
                     (f.get("sign_due_at"), f.get("reply_due_at"), f.get("accept_due_at"), f.get("handle_due_at"),
-                     d.profile, case_id))
+                     d.profile, case_id, month))
 
     def deadlines_for(self, r: dict):
         """The deadlines of a case row (profile, milestones, explanation), extensions applied."""
@@ -705,8 +706,9 @@ class CaseService(CaseReads, SystemSweeps):
                 if action == "merge":
                     data["master_id"] = int_field(data, "master_id")
                     # Lock both cases in id order, so two cross merges cannot deadlock.
-                    cur.execute("SELECT id FROM case_record WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                                ([case_id, data["master_id"]],))
+                    pair = [case_id, data["master_id"]]
+                    cur.execute("SELECT id FROM case_record WHERE id = ANY(%s) AND received_at = ANY(%s) "
+                                "ORDER BY id FOR UPDATE", (pair, received_ats(cur, pair)))
                 case = self._lock_case(cur, user, case_id)
                 data = validate_action_data(action, data)  # per-action fields and bounds, after the scope's 404
                 if expected_version is not None and expected_version != case["version"]:
@@ -729,7 +731,8 @@ class CaseService(CaseReads, SystemSweeps):
         except NotFound:
             # Committed, and the case left the actor's view (e.g. a 2nd return escalated it upwards): the
             # action is done, so answer with the committed result, minimal — never a 404.
-            row = self.db.fetchone("SELECT id, case_no, status, version FROM case_record WHERE id = %s", (case_id,))
+            row = self.db.fetchone("SELECT id, case_no, status, version FROM case_record WHERE id = %s "
+                                   "AND received_at = %s", (case_id, received_at(self.db, case_id)))
             return {**row, "status_label": workflow.STATES.get(row["status"], row["status"]), "action": action,
                     "committed": True, "moved_out": True}
 
@@ -774,7 +777,8 @@ class CaseService(CaseReads, SystemSweeps):
             if case.get("complex"):
                 raise Conflict(f"case {case['case_no']} is already flagged 疑难复杂", field="action")
             before = self.deadlines_for(case).profile
-            cur.execute("UPDATE case_record SET complex = true, complex_reason = %s WHERE id = %s", (reason, case_id))
+            cur.execute("UPDATE case_record SET complex = true, complex_reason = %s WHERE id = %s "
+                        "AND received_at = %s", (reason, case_id, case["received_at"]))
             data.update(profile_before=before, profile_after="petition")
         elif action == "request_extension":
             data["days"] = int_field(data, "days", lo=1, hi=90)
@@ -795,8 +799,8 @@ class CaseService(CaseReads, SystemSweeps):
             cur.execute("UPDATE extension_request SET decided_by = %s, decided_at = %s, approved = %s "
                         "WHERE id = %s", (user.id, now, approve, req["id"]))
             if approve:
-                cur.execute("UPDATE case_record SET extended_days = extended_days + %s WHERE id = %s",
-                            (req["days"], case_id))
+                cur.execute("UPDATE case_record SET extended_days = extended_days + %s WHERE id = %s "
+                            "AND received_at = %s", (req["days"], case_id, case["received_at"]))
             data["days"] = req["days"]
         elif action == "reply" and "solved" in data:
             data["solved"] = flag_field(data, "solved")
@@ -842,7 +846,8 @@ class CaseService(CaseReads, SystemSweeps):
 
     def _auto_escalate(self, cur, case_id: int, user: User, now) -> None:
         """Escalate as `system` when the case was returned often enough at its current level."""
-        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s", (case_id,))
+        cur.execute(f"SELECT {CASE_COLUMNS} FROM case_record WHERE id = %s AND received_at = %s",
+                    (case_id, received_at(cur, case_id)))
         case = cur.fetchone()
         level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
         # Returns since the last escalation: a case escalated once starts counting again at its new level.
@@ -986,8 +991,9 @@ class CaseService(CaseReads, SystemSweeps):
         if master == case["id"]:
             raise BadInput("merge needs master_id of another case", field="master_id")
         scope, params = case_scope(user)
-        cur.execute(f"SELECT id, status, case_no, received_at FROM case_record c WHERE c.id = %(mid)s AND {scope}",
-                    {**params, "mid": master})
+        cur.execute(f"SELECT id, status, case_no, received_at FROM case_record c WHERE c.id = %(mid)s "
+                    f"AND c.received_at = %(mrat)s AND {scope}", {**params, "mid": master,
+                                                                 "mrat": received_at(cur, master)})
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"master case {master} not found")

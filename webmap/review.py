@@ -105,15 +105,17 @@ def clusters():
 def cases_of():
     """Short rows of the given case ids that the user may see (a cluster's cases)."""
     from cases.auth import case_scope
+    from cases.partitions import received_ats
 
     raw = (request.args.get("ids") or "").split(",")
     if not raw or len(raw) > 200 or not all(x.isdigit() and len(x) < 19 for x in raw):
         raise BadInput("ids must be up to 200 case ids separated by commas", field="ids")
     scope, params = case_scope(current_user())
     params["ids"] = [int(x) for x in raw]
+    params["rats"] = received_ats(_db(), params["ids"])   # their months' partitions only (cases.partitions)
     rows = _db().fetchall(f"SELECT c.id, c.case_no, c.title, c.status, c.received_at, c.address_text, "
-                          f"c.grid_code FROM case_record c WHERE {scope} AND c.id = ANY(%(ids)s) ORDER BY c.id",
-                          params)
+                          f"c.grid_code FROM case_record c WHERE {scope} AND c.id = ANY(%(ids)s) "
+                          f"AND c.received_at = ANY(%(rats)s) ORDER BY c.id", params)
     return jsonify({"cases": rows})
 
 

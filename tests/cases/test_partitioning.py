@@ -115,6 +115,7 @@ def test_migration_converts_a_populated_database_keeping_rows_ids_events_and_cha
     # today's service on the schema of 0089, where there is no case_key yet to name a case's month
     monkeypatch.setattr("cases.service.received_at", _month_before_case_key)
     monkeypatch.setattr("cases.case_reads.received_at", _month_before_case_key)
+    monkeypatch.setattr("cases.service.received_ats", lambda cur, ids: [_month_before_case_key(cur, i) for i in ids])
     try:
         load_city(db, tiny_city(), progress=lambda m: None)
         seed_routing_rules(db)
