@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from cases import workflow
 from cases.auth import User, case_scope
-from cases.partitions import received_at
+from cases.partitions import event_span, received_at
 from gis.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 
 MAX_BYTES = 8 * 1024 * 1024          # one photo as uploaded
@@ -133,8 +133,9 @@ def require_visible(db, user: User, case_id: int) -> None:
 
 
 def _registered_by(cur, user: User, case_id: int) -> bool:
-    cur.execute("SELECT 1 FROM case_event WHERE case_id = %s AND action = 'receive' AND actor_id = %s",
-                (case_id, user.id))
+    span, sp = event_span(cur, case_id)
+    cur.execute(f"SELECT 1 FROM case_event WHERE case_id = %(cid)s AND {span} AND action = 'receive' "
+                f"AND actor_id = %(uid)s", {"cid": case_id, "uid": user.id, **sp})
     return cur.fetchone() is not None
 
 

@@ -11,7 +11,7 @@ from cases import workflow
 from cases.auth import User, case_scope, present_personal_data
 from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _plain
 from cases.deadlines import BACKLOG_DAYS, CHANNELS, PETITION_CHANNELS
-from cases.partitions import open_months, received_at
+from cases.partitions import event_span, open_months, received_at
 from gis.errors import BadInput, NotFound
 
 # The three 信访 registers of seed 000 (预约登记、接访登记、矛盾纠纷排查) as views of the case list.
@@ -47,8 +47,9 @@ class CaseReads:
             {**params, "cid": int(case_id), "rat": month})
         if row is None:
             raise NotFound(f"case {case_id} not found")
-        events = self.db.fetchall(f"SELECT {EVENT_VIEW_COLUMNS} FROM case_event WHERE case_id = %s ORDER BY id",
-                                  (case_id,))
+        span, sp = event_span(self.db, case_id)   # the months of its events (cases.partitions)
+        events = self.db.fetchall(f"SELECT {EVENT_VIEW_COLUMNS} FROM case_event WHERE case_id = %(cid)s AND {span} "
+                                  f"ORDER BY id", {"cid": case_id, **sp})
         pkg = self.db.fetchone("SELECT leader, unit, plan, standard, target_date, assigned_at FROM case_package "
                                "WHERE case_id = %s", (case_id,))
         return self.case_view(user, row, events, pkg)

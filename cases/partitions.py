@@ -93,3 +93,21 @@ def open_months(cur_or_db, alias: str = "c") -> tuple[str, dict]:
     if lo is None:                      # no open case anywhere: nothing to narrow by (one may arrive meanwhile)
         return "true", {}
     return f"{alias}.received_at >= %(open_since)s", {"open_since": lo}
+
+
+EVENT_SPAN_SQL = "SELECT first_at, last_at FROM case_event_head WHERE case_id = %s"
+
+
+def event_span(cur_or_db, case_id: int, alias: str | None = None) -> tuple[str, dict]:
+    """A predicate on case_event's `at` naming the months of the case's events, and its parameters.
+
+    case_event is partitioned by the month of `at`; a read by case_id alone is planned over every month of the
+    event log. The chain trigger keeps each case's first and last event instant in case_event_head (migration
+    0093); sent as constants they leave the planner the case's own months. On a cursor, inside the caller's
+    transaction (an event it has just written is in the span); a case without events gets `false`."""
+    row = _fetch(cur_or_db, EVENT_SPAN_SQL, (int(case_id),))
+    if row is None or _first(row) is None:
+        return "false", {}
+    lo, hi = (row["first_at"], row["last_at"]) if isinstance(row, dict) else row
+    col = f"{alias}.at" if alias else "at"
+    return f"{col} BETWEEN %(ev_first)s AND %(ev_last)s", {"ev_first": lo, "ev_last": hi}

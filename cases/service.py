@@ -29,7 +29,7 @@ from cases.case_rows import CASE_COLUMNS, OPEN_STATES, _now, _plain, next_due  #
 from cases.clusters import suggest_duplicates
 from cases.deadlines import CHANNELS, KINDS, PETITION_CHANNELS, channel_code, compute_deadlines, extend
 from cases.guard import may_touch, party_for_department, party_for_user
-from cases.partitions import received_at, received_ats
+from cases.partitions import event_span, received_at, received_ats
 from cases.reporters import link_reporter, mark_first_petitions, reporter_identities, reporter_key  # noqa: F401
 from cases.sweeps import SystemSweeps
 from gis.db import execute_prepared, rows_as_dicts
@@ -851,9 +851,10 @@ class CaseService(CaseReads, SystemSweeps):
         case = cur.fetchone()
         level = case["handling_level"] if case["handling_level"] in workflow.LEVELS else "village"
         # Returns since the last escalation: a case escalated once starts counting again at its new level.
-        cur.execute("SELECT count(*) AS n FROM case_event WHERE case_id = %(id)s AND action = 'return' AND id > "
-                    "coalesce((SELECT max(id) FROM case_event WHERE case_id = %(id)s AND action = 'escalate'), 0)",
-                    {"id": case_id})
+        span, sp = event_span(cur, case_id)
+        cur.execute(f"SELECT count(*) AS n FROM case_event WHERE case_id = %(id)s AND {span} AND action = 'return' "
+                    f"AND id > coalesce((SELECT max(id) FROM case_event WHERE case_id = %(id)s AND {span} "
+                    f"AND action = 'escalate'), 0)", {"id": case_id, **sp})
         returns_here = cur.fetchone()["n"]
         t = workflow.auto_escalate(case["status"], level, returns_here, self.config.return_escalation)
         if t is None:
@@ -868,19 +869,20 @@ class CaseService(CaseReads, SystemSweeps):
         self._set_deadlines(cur, case_id)
 
     _RETURNED_BY = ("SELECT u.department_code AS code FROM case_event e JOIN app_user u ON u.id = e.actor_id "
-                    "WHERE e.case_id = %s AND e.action = 'return' AND u.department_code IS NOT NULL "
-                    "GROUP BY 1 HAVING count(*) >= %s ORDER BY 1")
+                    "WHERE e.case_id = %(cid)s AND {span} AND e.action = 'return' AND u.department_code IS NOT NULL "
+                    "GROUP BY 1 HAVING count(*) >= %(n)s ORDER BY 1")
 
     def _returned_by(self, case_id: int, cur=None) -> list[str]:
         """Departments whose handlers returned the case as often as it takes to escalate it: routing never
         hands it back to them (seed 000: 村为主、乡镇兜底、县域止访 — the next level's unit takes it). `cur`
         reads inside the transaction that is writing the returns."""
-        args = (case_id, self.config.return_escalation)
+        span, sp = event_span(cur if cur is not None else self.db, case_id, alias="e")
+        sql, args = self._RETURNED_BY.format(span=span), {"cid": case_id, "n": self.config.return_escalation, **sp}
         if cur is not None:
-            cur.execute(self._RETURNED_BY, args)
+            cur.execute(sql, args)
             rows = cur.fetchall()
         else:
-            rows = self.db.fetchall(self._RETURNED_BY, args)
+            rows = self.db.fetchall(sql, args)
         return [r["code"] for r in rows]
 
     def _reroute(self, case: dict, ref: dict, escalation_level: str | None = None, override: dict | None = None,
@@ -931,8 +933,10 @@ class CaseService(CaseReads, SystemSweeps):
             c["escalation_level"] = escalation_level
         elif review and case.get("id"):
             # The level the guard's floor raised the case to goes with the floor; real escalations stay.
-            row = self.db.fetchone("SELECT max(array_position(%s, data->>'to_level')) AS i FROM case_event "
-                                   "WHERE case_id = %s AND action = 'escalate'", (list(routing_mod.LEVELS), case["id"]))
+            span, sp = event_span(self.db, case["id"])
+            row = self.db.fetchone(f"SELECT max(array_position(%(levels)s, data->>'to_level')) AS i FROM case_event "
+                                   f"WHERE case_id = %(cid)s AND {span} AND action = 'escalate'",
+                                   {"levels": list(routing_mod.LEVELS), "cid": case["id"], **sp})
             c["escalation_level"] = routing_mod.LEVELS[row["i"] - 1] if row and row["i"] else None
         elif case.get("handling_level") in ("township", "county", "city"):
             c["escalation_level"] = case["handling_level"]

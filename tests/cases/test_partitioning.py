@@ -116,6 +116,8 @@ def test_migration_converts_a_populated_database_keeping_rows_ids_events_and_cha
     monkeypatch.setattr("cases.service.received_at", _month_before_case_key)
     monkeypatch.setattr("cases.case_reads.received_at", _month_before_case_key)
     monkeypatch.setattr("cases.service.received_ats", lambda cur, ids: [_month_before_case_key(cur, i) for i in ids])
+    for where in ("cases.service", "cases.case_reads", "cases.attachments"):   # nor case_event_head's span (0093)
+        monkeypatch.setattr(f"{where}.event_span", lambda *a, **k: ("true", {}))
     try:
         load_city(db, tiny_city(), progress=lambda m: None)
         seed_routing_rules(db)
@@ -413,3 +415,32 @@ def test_the_open_flag_uses_the_workflows_terminal_states():
     lists = {tuple(sorted(s.strip().strip("'") for s in m.split(",")))
              for m in re.findall(r"IN \(('[a-z]+'(?:, '[a-z]+')*)\)", sql)}
     assert lists == {tuple(sorted(workflow.TERMINAL_STATES))}
+
+
+def test_a_cases_events_are_read_from_the_months_they_are_in(db):
+    """case_event_head keeps each case's first and last event instant (0093), whatever order the events come
+    in; the case page names that span, so its events are planned on their own months, and all of them come."""
+    from cases.partitions import event_span
+
+    load_city(db, tiny_city(), progress=lambda m: None)
+    ensure_partitions(db, at(2025, 1, 1), at(2026, 12, 1))
+    disp = create_user(db, "disp", "password123", "dispatcher", "990100", hash_method="pbkdf2:sha256:1000")
+    other = _insert(db, "OTHER", at(2026, 1, 5))
+    cid = _insert(db, "GG-1", at(2026, 3, 5), county_code="990101")
+    assert event_span(db, cid) == ("false", {})                       # no events yet: nothing to read
+    for when, action in ((at(2026, 3, 5), "receive"), (at(2026, 6, 1), "note"), (at(2026, 2, 20), "note"),
+                         (at(2026, 4, 9), "note")):                     # not in time order
+        db.execute("INSERT INTO case_event (case_id, at, actor_role, action) VALUES (%s, %s, 'system', %s)",
+                   (cid, when, action))
+    db.execute("INSERT INTO case_event (case_id, at, actor_role, action) VALUES (%s, %s, 'system', 'receive')",
+               (other, at(2025, 5, 1)))
+    head = db.fetchone("SELECT first_at, last_at FROM case_event_head WHERE case_id = %s", (cid,))
+    assert (head["first_at"], head["last_at"]) == (at(2026, 2, 20), at(2026, 6, 1))
+    span, params = event_span(db, cid)
+    sql = f"SELECT id FROM case_event WHERE case_id = %(cid)s AND {span} ORDER BY id"
+    read = {t for t in _plan_tables(db, sql, {"cid": cid, **params}) if t.startswith("case_event_p")}
+    assert read == {f"case_event_p2026_{m:02d}" for m in range(2, 7)}     # February to June, no other month
+    lines = [r["QUERY PLAN"] for r in db.fetchall("EXPLAIN " + sql, {"cid": cid, **params})]
+    assert not any("case_event_p2025" in line or "case_event_p2026_01" in line for line in lines), lines
+    case = CaseService(db).get(disp, cid)
+    assert len(case["events"]) == 4 and [e["action"] for e in case["events"]][0] == "receive"

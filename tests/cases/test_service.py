@@ -506,7 +506,8 @@ def test_every_single_case_statement_of_the_loop_names_the_cases_month(svc, user
     """case_record is partitioned by month (0090): a statement that picks a case by id but names no month is
     planned over every partition and each of its indexes (~70 ms at 30 months, growing with the years kept).
     Every statement of intake, the actions, the reads and a merge that picks cases by id also names their
-    received_at (from case_key, cases.partitions), so it plans on the case's own partition."""
+    received_at (from case_key, cases.partitions), so it plans on the case's own partition; a read of a case's
+    events names the span of their instants (case_event_head, 0093)."""
     import re
 
     import psycopg2.extras
@@ -546,4 +547,9 @@ def test_every_single_case_statement_of_the_loop_names_the_cases_month(svc, user
               and "merged_into = ANY" not in s]
     assert len(picked) >= 10, picked          # the loop above did pick cases by id
     unnamed = [s for s in picked if "received_at = " not in s]
+    assert not unnamed, unnamed
+    # and a case's events (case_event is partitioned by the month of each event's `at`) name their span
+    events = [s for s in seen if re.search(r"FROM case_event\b", s) and re.search(r"case_id = %", s)]
+    assert len(events) >= 3, events
+    unnamed = [s for s in events if "at BETWEEN %(ev_first)s AND %(ev_last)s" not in s]
     assert not unnamed, unnamed
