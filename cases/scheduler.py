@@ -30,7 +30,7 @@ from cases.calendar import to_local
 from cases.deadlines import MILESTONE_FIELDS, ReminderPolicy, reminders_due
 from cases.guard import Party, may_touch, party_for_department, party_for_recipient
 from cases.notify import Notifier
-from cases.partitions import ensure_ahead, open_months, received_ats
+from cases.partitions import ensure_ahead, open_months
 from cases.workflow import OPEN_STATES
 from gis.errors import BadInput
 
@@ -230,9 +230,11 @@ def deliver(db, notifier: Notifier, now: dt.datetime, *, batch_size: int = 1000)
             if not rows:
                 break
             after = rows[-1]["id"]
-            ids = list({r["case_id"] for r in rows if r["case_id"] is not None})
-            cur.execute("SELECT id, case_no, accused_units, accused_persons FROM case_record WHERE id = ANY(%s) "
-                        "AND received_at = ANY(%s)", (ids, received_ats(cur, ids)))
+            # one statement per batch of up to batch_size cases: planned over every month once, which costs less
+            # than naming their months (`received_at = ANY(...)` of one busy day makes the planner scan that
+            # day's cases and test each against the whole id array: 27 s → 76 s for 40,000 notices)
+            cur.execute("SELECT id, case_no, accused_units, accused_persons FROM case_record WHERE id = ANY(%s)",
+                        (list({r["case_id"] for r in rows if r["case_id"] is not None}),))
             cases = {row[0]: {"case_no": row[1], "accused_units": row[2], "accused_persons": row[3]}
                      for row in cur.fetchall()}
             blocked = [r["id"] for r in rows if r["case_id"] in cases

@@ -3,4 +3,6 @@
 -- whole aggregate: 12.2 s of the township review's 13.1 s at 1,000,000 cases (9.3 M aggregate rows, 4.2 GB at
 -- 2,000,000 cases), growing with every year kept. With this index it reads the month's rows.
 CREATE INDEX case_day_stats_day_idx ON case_day_stats (day);
-ANALYZE case_day_stats;
+-- No ANALYZE here: on a new, empty database it would record the table as empty, and the trigger's cached
+-- plans would then scan it whole for every row of the first bulk load (tests/cases/test_scheduler.py
+-- test_many_open_cases_in_batches went from 27 s to 76 s); autovacuum analyzes it once it has rows.
