@@ -12,6 +12,8 @@ numbers would repeat: load into an empty one). One loader process: the generator
 1, so two generators would collide on case_no. Then measures, warm:
   - the officer's list: `CaseService.list_page(open_only=True, limit=50)` for the grid officer of the grid
     with the most open cases and for the city-wide dispatcher: p50/p95/p99 over --repeat calls;
+  - a case's detail by id (any month), the officer's worklist counts, the wall's KPI panel and township
+    layer for the city (up to 50 calls each);
   - the township review of the last whole month: `cases.review.review` for the busiest township's center;
   - the monthly rates of that month: `cases.reports.compute_month` per township and per grid (what
     `rates show` and the wall compute);
@@ -152,6 +154,14 @@ def measure(db, args) -> dict:
     ids = iter([r["id"] for r in db.fetchall("SELECT id FROM case_key TABLESAMPLE SYSTEM (1) LIMIT %s",
                                              (args.repeat + 1,))] * 2)
     res["case_detail"] = _timings(lambda: svc.get(dispatcher, next(ids)), args.repeat)
+    # the open-case reads that name the months holding open cases (cases.partitions.open_months)
+    from cases.wallstats import kpi, unit_counts
+    from cases.worklist import counts
+
+    few = max(1, min(args.repeat, 50))
+    res["worklist_officer"] = _timings(lambda: counts(db, officer), few)
+    res["wall_kpi_city"] = _timings(lambda: kpi(db, dispatcher), few)
+    res["wall_townships_city"] = _timings(lambda: unit_counts(db, dispatcher, "township"), few)
     ms, out = _once(lambda: review(db, township, town["t"], start, end))
     res["review_month_ms"] = ms
     ms, out = _once(lambda: reports.compute_month(db, y, m, "township"))
