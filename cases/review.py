@@ -79,7 +79,10 @@ def _cat_filter(categories, params: dict) -> str:
 # Days not yet over count only what has been met (cases.rates cuts a running month at now the same way, to the
 # instant; here to the day): a milestone due today or later enters its cohort once met — a signed case is signed
 # on time, a resolved one was replied on time — and an evaluation window not yet ended is not 超期未评.
-_PAST = "day < (now() AT TIME ZONE gridgov_time_zone())::date"
+# Today as an uncorrelated scalar subquery: evaluated once per statement (an InitPlan). Written inline, the
+# STABLE gridgov_time_zone() (a lookup in app_setting) ran for every row and every FILTER: 9.4 s of the month's
+# ranking over 290,000 aggregate rows at 10,000,000 cases.
+_PAST = "day < (SELECT (now() AT TIME ZONE gridgov_time_zone())::date)"
 _RUNNING = {"sign_cohort": "signed_ok", "reply_cohort": "resolved", "replied_on_time": "resolved",
             "returned": None, "forwarded": None, "unevaluated": None}
 
@@ -263,8 +266,8 @@ def heat_points(db, user: User, unit_code: str, start: dt.date, end: dt.date, ca
     where = _period_where(unit_code, start, end, categories, params)
     params["lim"] = MAX_POINTS + 1
     rows = db.fetchall(
-        f"SELECT ST_Y(c.geom) lat, ST_X(c.geom) lon, ((c.received_at AT TIME ZONE gridgov_time_zone())::date - "
-        f"%(start)s::date) / 7 AS week FROM case_record c WHERE {scope} AND c.geom IS NOT NULL "
+        f"SELECT ST_Y(c.geom) lat, ST_X(c.geom) lon, ((c.received_at AT TIME ZONE (SELECT gridgov_time_zone()))::date "
+        f"- %(start)s::date) / 7 AS week FROM case_record c WHERE {scope} AND c.geom IS NOT NULL "
         f"AND {' AND '.join(where)} ORDER BY c.id LIMIT %(lim)s", params)
     truncated = len(rows) > MAX_POINTS
     rows = rows[:MAX_POINTS]

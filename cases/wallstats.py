@@ -101,13 +101,13 @@ def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
     where, p = _scoped(user, "c.received_at >= %(since)s", "c.received_at <= %(now)s")
     p.update(since=since, now=now)
     intake_by_day = {r["d"]: r["n"] for r in db.fetchall(
-        f"SELECT (c.received_at AT TIME ZONE gridgov_time_zone())::date AS d, count(*) AS n FROM case_record c "
-        f"WHERE {where} GROUP BY 1", p)}
+        f"SELECT (c.received_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, count(*) AS n "
+        f"FROM case_record c WHERE {where} GROUP BY 1", p)}
     where, p = _scoped(user, "c.closed_at IS NOT NULL", "c.closed_at >= %(since)s", "c.closed_at <= %(now)s")
     p.update(since=since, now=now)
     closed_by_day = {r["d"]: r["n"] for r in db.fetchall(
-        f"SELECT (c.closed_at AT TIME ZONE gridgov_time_zone())::date AS d, count(*) AS n FROM case_record c "
-        f"WHERE {where} GROUP BY 1", p)}
+        f"SELECT (c.closed_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, count(*) AS n "
+        f"FROM case_record c WHERE {where} GROUP BY 1", p)}
     days = [(since + dt.timedelta(days=i)).date() for i in range(TREND_DAYS)]
     trend = [{"day": d.isoformat(), "intake": intake_by_day.get(d, 0), "closed": closed_by_day.get(d, 0)}
              for d in days]
