@@ -1,7 +1,7 @@
 """Load harness: HTTP intake near the database's ceiling, beside pgbench on the same database, same run.
 
     .venv/bin/python -m bench.load_intake --dsn "<app DSN>" --pgbench-dsn "<owner DSN>" [--connections 8,32]
-        [--seconds 20]
+        [--seconds 20] [--paths queued,sync] [--drain-seconds 600]
 
 Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clone of it) and Debian's
 `wrk` (apt-get install wrk). Loopback only, bounded in time. Steps:
@@ -9,8 +9,12 @@ Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clo
    the `ST_Covers` grid lookup with the smallest-code tie-break into a scratch table — the database's ceiling
    for what intake must do at minimum;
 2. `python -m gis serve` (gunicorn, --workers × --threads) on a free loopback port, a dispatcher token;
-3. wrk POSTs /api/cases (random points in one county, 12345 channel) at each --connections level;
-4. the read endpoints (officer list, wall aggregates when present) alone and while intake runs.
+3. wrk POSTs each --paths at each --connections level (random points in one county, 12345 channel):
+   `queued` is POST /api/submissions (accepted at once with its case number and grid, registered by the
+   writer `serve` runs beside it: cases.queue), `sync` is POST /api/cases (the routed case in the answer);
+4. the read endpoints (officer list, wall aggregates when present) alone and while intake runs (on the first
+   queued path when measured);
+5. queued: how long the writer takes to register the backlog the run left (bounded by --drain-seconds).
 Prints throughput and p50/p95/p99 (from wrk's Lua `done` hook) beside pgbench's TPS; writes JSON to
 bench/out/. Cases it creates stay in the database (use a clone).
 """
@@ -54,7 +58,7 @@ request = function()
   local lat = %(y0).6f + math.random() * %(h).6f
   local body = string.format('{"channel":"hotline_12345","kind":"求决","category_code":"%(cat)s",'
     .. '"title":"压测诉求","content":"load test","lon":%%.6f,"lat":%%.6f}', lon, lat)
-  return wrk.format(nil, "/api/cases", nil, body)
+  return wrk.format(nil, "%(path)s", nil, body)
 end
 """
 
@@ -71,6 +75,9 @@ INSERT INTO bench_intake (geom, grid_code) SELECT p, (SELECT code FROM grid WHER
   FROM (SELECT ST_SetSRID(ST_MakePoint(%(x0).6f + :rx * %(w).9f / 1000000,
                                       %(y0).6f + :ry * %(h).9f / 1000000), 4326) p) s;
 """
+
+
+PATHS = {"queued": "/api/submissions", "sync": "/api/cases"}
 
 
 def log(msg):
@@ -108,6 +115,24 @@ def run_pgbench(dsn_kv, params, clients, seconds):
     return {"tps": float(m.group(1)), "latency_avg_ms": float(lat.group(1)) if lat else None, "clients": clients}
 
 
+def _drain(db, limit_s: int) -> dict:
+    """Wait (at most limit_s) for the writer to register what the run queued; its rate once arrivals stop."""
+    def counts():
+        return db.fetchone("SELECT count(*) FILTER (WHERE state = 'queued') AS left, count(*) FILTER (WHERE "
+                           "state = 'registered' AND processed_at > %s) AS registered, count(*) FILTER (WHERE "
+                           "state = 'rejected' AND processed_at > %s) AS rejected FROM submission_queue",
+                           (start_at, start_at))
+
+    start_at = db.fetchone("SELECT now() AS t")["t"]
+    t0 = time.monotonic()
+    c = counts()
+    while c["left"] and time.monotonic() - t0 < limit_s:
+        time.sleep(2)
+        c = counts()
+    secs = time.monotonic() - t0
+    return {**c, "seconds": round(secs, 1), "per_second": round(c["registered"] / secs, 1) if secs else 0.0}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), required=not os.environ.get("DATABASE_URL"))
@@ -117,9 +142,14 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: GRIDGOV_WORKERS)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--county", help="county code whose extent the points fill (default: the first county)")
+    ap.add_argument("--paths", default="queued,sync", help="queued (POST /api/submissions), sync (POST /api/cases)")
+    ap.add_argument("--drain-seconds", type=int, default=600, help="how long to wait for the writer's backlog")
     args = ap.parse_args(argv)
     if args.seconds > 300:
         ap.error("--seconds is bounded at 300")
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not paths or set(paths) - set(PATHS):
+        ap.error(f"--paths takes {', '.join(PATHS)}")
     sys.path.insert(0, str(ROOT))
     from cases.auth import create_user, issue_token
     from gis.cluster import free_port
@@ -164,21 +194,26 @@ def main(argv=None) -> int:
                 if srv.poll() is not None:
                     raise RuntimeError(srv.stderr.read()[-2000:]) from None
                 time.sleep(0.3)
-        # warm every worker (gazetteer, reference caches)
-        run_wrk(base, INTAKE_LUA % {**params, "token": token}, 4, 3)
+        # warm every worker (gazetteer, reference caches, the queue's grid index)
+        for p in paths:
+            run_wrk(base, INTAKE_LUA % {**params, "token": token, "path": PATHS[p]}, 8, 3)
         results["intake"] = {}
-        for c in [int(x) for x in args.connections.split(",")]:
-            r = run_wrk(base, INTAKE_LUA % {**params, "token": token}, c, args.seconds)
-            r["share_of_pgbench"] = round(r["rps"] / results["pgbench"]["tps"], 3)
-            results["intake"][c] = r
-            log(f"intake {c} connections: {r}")
+        for p in paths:
+            results["intake"][p] = {}
+            for c in [int(x) for x in args.connections.split(",")]:
+                r = run_wrk(base, INTAKE_LUA % {**params, "token": token, "path": PATHS[p]}, c, args.seconds)
+                r["share_of_pgbench"] = round(r["rps"] / results["pgbench"]["tps"], 3)
+                results["intake"][p][c] = r
+                log(f"{p} intake {c} connections: {r}")
         reads = {"officer_list": "/api/cases?open=1&limit=50"}
         results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
                                   for k, p in reads.items()}
         log(f"reads alone: {results['reads_alone']}")
-        # reads while intake runs: wrk for intake in the background
+        # reads while intake runs: wrk for intake (queued when measured: the surge path) in the background
+        bg_path = "queued" if "queued" in paths else paths[0]
+        results["reads_during_path"] = bg_path
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(INTAKE_LUA % {**params, "token": token})
+            f.write(INTAKE_LUA % {**params, "token": token, "path": PATHS[bg_path]})
         bg = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{max(5, args.seconds // 2) + 2}s", "-s", f.name, base],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1)
@@ -188,6 +223,9 @@ def main(argv=None) -> int:
         bg.wait(timeout=120)
         os.unlink(f.name)
         log(f"reads during intake: {results['reads_during_intake']}")
+        if "queued" in paths:
+            results["drain"] = _drain(db, args.drain_seconds)
+            log(f"writer: {results['drain']}")
     finally:
         os.killpg(srv.pid, signal.SIGINT)
         try:
@@ -199,10 +237,15 @@ def main(argv=None) -> int:
         db.close()
     print(f"cases in the table before the run: {n_cases:,}")
     print(f"pgbench INSERT + ST_Covers (4 clients): {results['pgbench']['tps']:,.0f} TPS")
-    for c, r in results["intake"].items():
-        print(f"HTTP intake, {c:>2} connections: {r['rps']:,.0f} req/s ({r['share_of_pgbench']:.0%} of pgbench), "
-              f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-              f"errors {r['errors_status'] + r['errors_socket']}")
+    for p, levels in results["intake"].items():
+        for c, r in levels.items():
+            print(f"HTTP intake {p} ({PATHS[p]}), {c:>2} connections: {r['rps']:,.0f} req/s "
+                  f"({r['share_of_pgbench']:.0%} of pgbench), p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
+                  f"p99 {r['p99_ms']:.1f} ms, errors {r['errors_status'] + r['errors_socket']}")
+    if "drain" in results:
+        d = results["drain"]
+        print(f"writer: {d['registered']:,} queued submissions registered in {d['seconds']:.0f} s "
+              f"({d['per_second']:,.0f} cases/s), {d['left']:,} left, {d['rejected']:,} rejected")
     for k in results["reads_alone"]:
         a, b = results["reads_alone"][k], results["reads_during_intake"][k]
         print(f"read {k}: p99 {a['p99_ms']:.1f} ms alone, {b['p99_ms']:.1f} ms during intake")

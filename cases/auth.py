@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -222,13 +223,28 @@ def revoke_token(db, user: User, token_id: int) -> None:
                    "WHERE id = %s AND user_id = %s", (token_id, user.id))
     if n != 1:
         raise NotFound(f"no token {token_id} of yours")
+    _token_cache.clear()   # this process forgets at once; others within TOKEN_CACHE_SECONDS
 
 
-def user_for_token(db, token: str) -> TokenUser:
-    """The user behind a live API token (not revoked, not expired, owner active), or Unauthorized."""
+# Queued intake (webmap.fastpath) may answer a token from memory for at most this long: a revoked or expired
+# token (or a deactivated owner) is refused within these seconds. Every other route checks every request.
+TOKEN_CACHE_SECONDS = 2.0
+_TOKEN_CACHE_MAX = 4096
+_token_cache: dict[str, tuple[float, TokenUser]] = {}
+
+
+def user_for_token(db, token: str, cache_seconds: float = 0.0) -> TokenUser:
+    """The user behind a live API token (not revoked, not expired, owner active), or Unauthorized.
+    `cache_seconds` > 0: an answer of the last that many seconds may be reused (never past the token's
+    expiry); refusals are never cached."""
     if not (isinstance(token, str) and token.startswith("ggt_") and len(token) <= 100 and token.isascii()
             and token.isprintable()):
         raise Unauthorized("API token invalid or revoked")
+    h = _token_hash(token)
+    if cache_seconds > 0:
+        hit = _token_cache.get(h)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
     # A read, not an UPDATE: every request of a 12345 system comes with the same token, and an UPDATE of its
     # row per request serialised them all on one row lock (intake's p99 at 32 connections). last_used_at is
     # written at most once a minute per token.
@@ -236,9 +252,10 @@ def user_for_token(db, token: str) -> TokenUser:
     row = db.fetchone_prepared(
         "SELECT u.id, u.username, u.role, u.region_code, u.display_name, u.grid_code, u.department_code, "
         "u.staff_code, t.id AS token_id, t.permissions, t.scope_region, "
-        "(t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => %(touch)s)) AS stale "
+        "(t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => %(touch)s)) AS stale, "
+        "extract(epoch FROM t.expires_at - now())::float8 AS left_s "
         "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = %(h)s AND NOT t.revoked "
-        "AND t.expires_at > now() AND u.active", {"touch": TOKEN_TOUCH_SECONDS, "h": _token_hash(token)})
+        "AND t.expires_at > now() AND u.active", {"touch": TOKEN_TOUCH_SECONDS, "h": h})
     if not row:
         raise Unauthorized("API token invalid, expired or revoked")
     if row.pop("stale"):
@@ -246,9 +263,31 @@ def user_for_token(db, token: str) -> TokenUser:
         db.execute("UPDATE api_token SET last_used_at = now() WHERE id = (SELECT id FROM api_token WHERE id = %s "
                    "AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => %s)) "
                    "FOR UPDATE SKIP LOCKED)", (row["token_id"], TOKEN_TOUCH_SECONDS))
+    left = row.pop("left_s")
     base = _user(row)
-    return TokenUser(**{f: getattr(base, f) for f in base.__dataclass_fields__}, token_id=row["token_id"],
+    user = TokenUser(**{f: getattr(base, f) for f in base.__dataclass_fields__}, token_id=row["token_id"],
                      permissions=tuple(row["permissions"]), scope_region=row["scope_region"])
+    if cache_seconds > 0:
+        if len(_token_cache) >= _TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        _token_cache[h] = (time.monotonic() + min(cache_seconds, left), user)
+    return user
+
+
+def user_as_accepted(db, user_id: int, token_id: int | None) -> User | None:
+    """The user (through the token, with its scope) who handed over a queued submission, as they were when it
+    was accepted: revoking the token or deactivating the user afterwards does not undo an acceptance
+    (cases.queue). None when the user no longer exists."""
+    if token_id is not None:
+        row = db.fetchone(f"SELECT {user_columns('u')}, t.id AS token_id, t.permissions, t.scope_region "
+                          "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.id = %s AND u.id = %s",
+                          (token_id, user_id))
+        if row:
+            base = _user(row)
+            return TokenUser(**{f: getattr(base, f) for f in base.__dataclass_fields__}, token_id=row["token_id"],
+                             permissions=tuple(row["permissions"]), scope_region=row["scope_region"])
+    row = db.fetchone(f"SELECT {_USER_COLS} FROM app_user WHERE id = %s", (user_id,))
+    return _user(row) if row else None
 
 
 # -- scoping: the one place ------------------------------------------------------------------------

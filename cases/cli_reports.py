@@ -51,6 +51,35 @@ def register(sub, runtime, parse_month) -> None:
         finally:
             rt.close()
 
+    def cmd_intake_writer(args, settings):
+        from cases.queue import BATCH, backlog, drain, run_writer
+        from cases.service import CaseService
+
+        rt = runtime(settings)
+        try:
+            svc = CaseService(rt.db)
+            if args.once:   # drain what is queued now, then say what was done
+                done = 0
+                while True:
+                    n = drain(svc, args.batch or BATCH)
+                    if n is None:
+                        raise BadInput("another intake writer holds the batch lock (serve runs one: "
+                                       "GRIDGOV_INTAKE_WRITER=0 to run this one instead)")
+                    if n == 0:
+                        break
+                    done += n
+                print(json.dumps({"processed": done, **backlog(rt.db)}, default=str), flush=True)
+                return
+            import threading
+
+            stop = threading.Event()
+            try:
+                run_writer(svc, stop, batch=args.batch or BATCH)
+            except KeyboardInterrupt:
+                stop.set()
+        finally:
+            rt.close()
+
     def cmd_rates(args, settings):
         from cases import reports
 
@@ -143,6 +172,11 @@ def register(sub, runtime, parse_month) -> None:
     s.add_argument("--now", help="ISO date-time to run as (default: now)")
     s.add_argument("--every", type=int, help="keep running, once every N seconds (a worker process)")
     s.set_defaults(fn=cmd_scheduler)
+    w = sub.add_parser("intake-writer", help="register queued submissions (POST /api/submissions) as cases: keep "
+                                             "running (a worker), or --once")
+    w.add_argument("--once", action="store_true", help="drain what is queued now and stop")
+    w.add_argument("--batch", type=int, help="submissions per transaction (default 100)")
+    w.set_defaults(fn=cmd_intake_writer)
     r = sub.add_parser("rates", help="monthly 三率 and 四色码: show, snapshot, publish (freezes), export xlsx")
     r.add_argument("action", choices=["show", "snapshot", "publish", "export"])
     r.add_argument("--month", required=True, help="YYYY-MM")

@@ -179,7 +179,8 @@ class CaseService(CaseReads, SystemSweeps):
             city = self.db.fetchone("SELECT code FROM region WHERE level = 'city' AND generation = "
                                     "(SELECT id FROM generation WHERE active)")
             self._ref = {"categories": cats, "departments": depts, "rules": rules,
-                         "dept_by_code": {d["code"]: d for d in depts}, "city_code": city and city["code"]}
+                         "dept_by_code": {d["code"]: d for d in depts}, "city_code": city and city["code"],
+                         "generation": fp["gen"]}
         return self._ref
 
     @property
@@ -480,8 +481,10 @@ class CaseService(CaseReads, SystemSweeps):
             "co_departments, officer_code, routing, geocode, near_boundary, needs_pin, accused_units, "
             "accused_persons, deadline_profile, sign_due_at, reply_due_at, accept_due_at, handle_due_at, "
             "accused_mentions, guard_floor, guard_review, submission_hash) VALUES "
-            "('GG' || to_char(%(received)s::timestamptz AT TIME ZONE gridgov_time_zone(), 'YYYYMMDD') || "
-            "lpad(nextval('case_no_seq')::text, 8, '0'), %(key)s, %(channel)s, %(kind)s, %(cat)s, %(title)s, "
+            # a queued submission brings the number it was given on acceptance (cases.queue)
+            "(COALESCE(%(case_no)s, 'GG' || to_char(%(received)s::timestamptz AT TIME ZONE gridgov_time_zone(), "
+            "'YYYYMMDD') || lpad(nextval('case_no_seq')::text, 8, '0')), %(key)s, %(channel)s, %(kind)s, %(cat)s, "
+            "%(title)s, "
             "%(content)s, %(anon)s, %(rname)s, %(rphone)s, %(rid)s, %(rkey)s, %(addr)s, CASE WHEN %(lon)s::float8 IS "
             "NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END, %(ocrs)s, %(ox)s, %(oy)s, "
             "%(grid)s, %(gen)s, %(village)s, %(township)s, %(county)s, %(state)s, %(emerg)s, %(received)s, "
@@ -490,7 +493,8 @@ class CaseService(CaseReads, SystemSweeps):
             "%(accept_due)s, %(handle_due)s, %(mentions)s, %(gfloor)s, %(greview)s, %(shash)s) "
             # the row as a read shows it, and whether the actor may read it: the view without a read-back
             f"RETURNING {CASE_COLUMNS}, ({scope}) AS visible",
-            {**scope_params, "key": sub.get("submission_key"), "channel": sub["channel"], "kind": sub["kind"],
+            {**scope_params, "case_no": prep.get("assigned_case_no"), "key": sub.get("submission_key"),
+             "channel": sub["channel"], "kind": sub["kind"],
              "cat": sub.get("category_code"), "title": sub["title"], "content": sub.get("content") or "",
              "anon": sub["anonymous"],
              "rname": None if sub["anonymous"] else sub.get("reporter_name"),

@@ -202,6 +202,22 @@ def cmd_load_cases(args, settings):
         rt.close()
 
 
+def _start_intake_writer(dsn: str, settings):
+    """Queued submissions (POST /api/submissions) are registered by a writer process beside the server, at a
+    lower CPU priority (cases.queue); GRIDGOV_INTAKE_WRITER=0 leaves it to a separate `intake-writer`."""
+    if not settings.intake_writer:
+        return None
+    from cases.queue import start_writer_process
+
+    return start_writer_process(dsn)
+
+
+def _stop_intake_writer(proc) -> None:
+    if proc is not None and proc.is_alive():
+        proc.terminate()
+        proc.join(15)
+
+
 def cmd_serve(args, settings, demo: bool = False):
     from gis.cluster import port_in_use
 
@@ -209,6 +225,7 @@ def cmd_serve(args, settings, demo: bool = False):
         raise GridgovError(f"port {settings.port} on {settings.host} is in use (is gridgov already running?): "
                            f"stop it or set GRIDGOV_PORT")
     rt = _runtime(settings)
+    writer = None
     try:
         if demo:
             ensure_demo(rt, settings.demo_cases if args.cases is None else args.cases, settings.seed)
@@ -224,12 +241,14 @@ def cmd_serve(args, settings, demo: bool = False):
                 return create_app(settings=settings, db=Database(dsn, maxconn=settings.db_pool_max))
 
             rt.db.close()   # the parent keeps no connections across the fork
+            writer = _start_intake_writer(dsn, settings)
             run_gunicorn(settings, make_app, on_start=lambda: log(
                 f"serving on http://{settings.host}:{settings.port} with gunicorn ({settings.workers} workers × "
                 f"{settings.threads} threads; Ctrl-C stops; the embedded database stops too)"))
             return
         from webmap import create_app
 
+        writer = _start_intake_writer(rt.db.dsn, settings)
         app = create_app(settings=settings, db=rt.db)
         from waitress import create_server
 
@@ -249,6 +268,7 @@ def cmd_serve(args, settings, demo: bool = False):
     except OSError as e:
         raise GridgovError(f"cannot serve on {settings.host}:{settings.port}: {e.strerror}") from None
     finally:
+        _stop_intake_writer(writer)
         rt.close(stop_cluster=not args.keep_db)
 
 

@@ -26,6 +26,8 @@
 |                          | (Mon–Fri); both take `calendar import` overrides            |                |
 | GRIDGOV_READ_TIMEOUT     | seconds a client has to send a request's headers, and at    | 15             |
 |                          | most between two reads of its body (slow clients are cut)   |                |
+| GRIDGOV_INTAKE_WRITER    | 1: `serve` registers queued submissions (POST /api/         | 1              |
+|                          | submissions) in its workers; 0: a separate `intake-writer`  |                |
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Settings:
     read_timeout: int = 15
     timezone: str = "Asia/Shanghai"
     calendar: str = "cn"
+    intake_writer: bool = True   # `serve` runs the queued-intake writer (cases.queue) in its workers
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -90,6 +93,7 @@ class Settings:
             "secure_cookies": self.secure_cookies,
             "server": f"{self.server} ({self.workers} workers × {self.threads} threads)"
             if self.server == "gunicorn" else f"{self.server} ({self.threads} threads)",
+            "intake_writer": self.intake_writer,
         }
 
 
@@ -158,6 +162,7 @@ def load_settings(env: dict | None = None) -> Settings:
         read_timeout=_int(env, "READ_TIMEOUT", 15),
         timezone=(env.get(PREFIX + "TIMEZONE") or "Asia/Shanghai").strip(),
         calendar=(env.get(PREFIX + "CALENDAR") or "cn").strip().lower(),
+        intake_writer=_flag(env, "INTAKE_WRITER") if (env.get(PREFIX + "INTAKE_WRITER") or "").strip() else True,
     )
     if s.tile_crs not in ("wgs84", "gcj02"):
         raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")

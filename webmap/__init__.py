@@ -58,6 +58,9 @@ def create_app(settings=None, db=None, test_config: dict | None = None, read_db=
                 "webmap.openapi", "webmap.wall", "webmap.api_attachments", "webmap.mobile",
                 "webmap.review"):
         _maybe_register(app, mod)
+    from webmap import fastpath
+
+    fastpath.install(app)   # POST /api/submissions from machine clients without Flask's machinery
     return app
 
 

@@ -59,6 +59,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("cases_api.revoke_token_api", "DELETE"): PERSON,
     # cases
     ("cases_api.intake", "POST"): Rule(roles=frozenset(INTAKE_ROLES), personal=True, token="intake"),
+    # queued intake (cases.queue): the answer carries no reporter data; the status only the submitter's own
+    ("cases_api.queue_submission", "POST"): Rule(roles=frozenset(INTAKE_ROLES), personal=True, token="intake"),
+    ("cases_api.submission_status", "GET"): Rule(roles=frozenset(INTAKE_ROLES), personal=True, token="intake"),
     ("cases_api.list_cases", "GET"): Rule(lists_cases=True, personal=True),
     ("cases_api.get_case", "GET"): Rule(case=True, personal=True),
     ("cases_api.act", "POST"): Rule(case=True, personal=True, token="act"),

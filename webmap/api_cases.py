@@ -180,6 +180,31 @@ def intake():
     return jsonify(case), 200 if case.get("duplicate_submission") else 201
 
 
+@bp.post("/api/submissions")
+@login_required
+def queue_submission():
+    """Hand a submission over for queued registration (surge channels, partner systems): 202 at once with
+    the case number it will carry, its grid and the submission key; a writer registers it (cases.queue).
+    Idempotent on submission_key like POST /api/cases."""
+    from cases.queue import accept
+
+    out, code = accept(service(), current_user(), _json())
+    return jsonify(out), code
+
+
+@bp.get("/api/submissions/<key>")
+@login_required
+def submission_status(key: str):
+    """Where a submission this account handed over stands: queued, registered (the case) or rejected (why)."""
+    from cases.queue import status
+    from cases.service import INTAKE_ROLES
+
+    user = current_user()
+    if user.role not in INTAKE_ROLES:
+        raise Forbidden(f"role {user.role} does not register cases", field="role")
+    return jsonify(status(current_app.extensions["gridgov_db"], user, key))
+
+
 @bp.get("/api/cases")
 @login_required
 def list_cases():

@@ -92,6 +92,8 @@ OPERATIONS: dict[str, dict] = {
     "cases_api.list_tokens_api": {"responses": ok()},
     "cases_api.revoke_token_api": {"responses": ok()},
     "cases_api.intake": {"requestBody": body(SUB), "responses": {**ok(status="201"), **ok()}},
+    "cases_api.queue_submission": {"requestBody": body(SUB), "responses": {**ok(status="202"), **ok()}},
+    "cases_api.submission_status": {"responses": ok()},
     "cases_api.list_cases": {"parameters": [q("status", {"type": "string", "enum": sorted(STATES)}),
                                             q("open", {"type": "string", "enum": ["0", "1", "true"]}),
                                             q("needs_pin", {"type": "string", "enum": ["0", "1", "true"]}),

@@ -37,8 +37,8 @@ MAX_CONTENT_LENGTH = 26 * 1024 * 1024  # multipart uploads: three 8 MB photos + 
 MAX_ARG_LEN = 400
 MAX_ARGS = 40
 # Paths whose answers carry personal data or credentials even when unauthenticated (login) — never cached.
-PERSONAL_PREFIXES = ("/api/cases", "/api/me", "/api/login", "/api/logout", "/api/tokens", "/api/export",
-                     "/api/ledger", "/export")
+PERSONAL_PREFIXES = ("/api/cases", "/api/submissions", "/api/me", "/api/login", "/api/logout", "/api/tokens",
+                     "/api/export", "/api/ledger", "/export")
 _SCRIPT_TAG = re.compile(r"<script(?=[\s>])(?![^>]*\snonce=)", re.IGNORECASE)
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 

@@ -72,7 +72,7 @@ def _serving(**settings):
                **{f"GRIDGOV_{k.upper()}": str(v) for k, v in settings.items()})
     proc = subprocess.Popen([sys.executable, "-m", "gis", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    result: dict = {}
+    result: dict = {"env": env}
     try:
         yield f"http://127.0.0.1:{port}", proc, result
     finally:
@@ -93,15 +93,55 @@ def test_gunicorn_workers_serve_and_survive_each_other():
         health = _wait_health(url, proc)
         assert health["status"] == "ok"
         workers = _children(proc.pid)
-        gworkers = [c for c in workers if "postgres" not in Path(f"/proc/{c}/cmdline").read_bytes().decode(
-            errors="replace")]
+        writer = [c for c in workers if Path(f"/proc/{c}/comm").read_text().strip() == "gridgov-writer"]
+        gworkers = [c for c in workers if c not in writer and "postgres" not in Path(
+            f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
         assert len(gworkers) == 2, workers              # two gunicorn workers under the serve process
+        assert len(writer) == 1 and os.getpriority(os.PRIO_PROCESS, writer[0]) == 10   # the queue's writer, niced
         os.kill(gworkers[0], signal.SIGKILL)            # a worker dies: gunicorn replaces it ...
         time.sleep(1.5)
         for _ in range(10):                             # ... and the database is still there for all of them
             assert _get(url + "/api/health")["status"] == "ok"
     assert result["returncode"] == 0, proc.stderr.read()[-2000:]
     assert result["db_status"].strip().endswith("stopped"), result["db_status"]   # stopped with us
+
+
+def test_serve_registers_queued_submissions_with_its_writer():
+    """`serve` runs the queue's writer beside the server: a submission handed over to POST /api/submissions is
+    taken out of the queue (registered, or rejected with its reason: this database holds no city) without any
+    other command; with GRIDGOV_INTAKE_WRITER=0 there is no writer process."""
+    with _serving() as (url, proc, result):
+        _wait_health(url, proc)
+        env = result["env"]
+        run = [sys.executable, "-m", "gis", "users"]
+        cp = subprocess.run([*run, "create", "--username", "q", "--password", "password123", "--role", "dispatcher",
+                             "--region", "990100"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        token = subprocess.run([*run, "token", "--username", "q"], cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=120).stdout.strip()
+        req = urllib.request.Request(url + "/api/submissions", method="POST", headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            data=json.dumps({"channel": "hotline_12345", "kind": "求决", "title": "路灯不亮",
+                             "submission_key": "serve-1"}).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202
+            accepted = json.loads(r.read())
+        assert accepted["status"] == "queued" and accepted["case_no"].startswith("GG")
+        state = None
+        for _ in range(120):
+            st = urllib.request.Request(url + "/api/submissions/serve-1", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(st, timeout=10) as r:
+                state = json.loads(r.read())
+            if state["status"] != "queued":
+                break
+            time.sleep(0.5)
+        assert state["status"] in ("registered", "rejected"), state
+        assert state["case_no"] == accepted["case_no"]
+    assert result["returncode"] == 0, proc.stderr.read()[-2000:]
+    with _serving(intake_writer=0) as (url, proc, result):
+        _wait_health(url, proc)
+        names = [Path(f"/proc/{c}/comm").read_text().strip() for c in _children(proc.pid)]
+        assert "gridgov-writer" not in names, names
 
 
 def _stall(port: int, payload: bytes):

@@ -36,6 +36,20 @@ def test_saved_index_answers_exactly_like_the_built_one(voronoi_index, tmp_path)
     assert list(loaded.codes) == list(gi.codes)
 
 
+def test_one_point_lookup_equals_the_vectorised_one(voronoi_index):
+    """Queued intake locates one point per request with locate_one: random, vertex and edge points, points
+    outside the raster and NaN answer exactly as locate() does."""
+    city, gi = voronoi_index
+    lon, lat = _points(5_000, seed=5)
+    sp = special_points(city.grids)
+    lon = np.concatenate([lon, sp[:, 0], [X0 - 1.0, X0 + 5.0, np.nan, X0]])
+    lat = np.concatenate([lat, sp[:, 1], [Y0, Y0, Y0, np.nan]])
+    want = gi.locate(lon, lat)
+    got = [gi.locate_one(float(x), float(y)) for x, y in zip(lon, lat, strict=True)]
+    assert got == [str(w) for w in want]
+    assert sum(1 for g in got if g) > len(got) // 2 and "" in got   # inside and outside points were both tried
+
+
 def test_damaged_or_foreign_files_are_refused(voronoi_index, tmp_path):
     _, gi = voronoi_index
     path = gi.save(tmp_path / "gi.npz")
