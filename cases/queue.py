@@ -185,43 +185,81 @@ def _error(e: BaseException) -> dict:
 
 
 def drain(svc, limit: int = BATCH) -> int | None:
-    """Register up to `limit` queued submissions, oldest first, in one transaction. Returns how many were
-    processed (registered or rejected), or None when another writer holds the batch lock."""
+    """Register up to `limit` queued submissions, oldest first, each in its own short transaction (the case,
+    its events and aggregate rows, and the queue row's new state commit together). Returns how many were
+    processed (registered or rejected), or None when another writer holds the lock.
+
+    One transaction per case, not per batch: a batch transaction would hold the `case_day_stats` rows of a
+    hundred cases until its end, and a direct intake touching two of them in another order deadlocks with it
+    (seen under load: the direct intake was the victim). A case's own transaction is what POST /api/cases
+    holds. A deadlock or serialization failure of one submission leaves it queued for the next round."""
     users: dict[tuple, User | None] = {}
     done = 0
     with svc.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (WRITER_LOCK,))
-        if not cur.fetchone()["got"]:
+        cur.execute("SELECT pg_try_advisory_lock(%s) AS got", (WRITER_LOCK,))   # held across the commits below
+        got = cur.fetchone()["got"]
+        conn.commit()
+        if not got:
             return None
-        cur.execute("SELECT id, submission_key, case_no, user_id, token_id, payload, received_at "
-                    "FROM submission_queue WHERE state = 'queued' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (limit,))
-        for q in cur.fetchall():
-            who = (q["user_id"], q["token_id"])
-            if who not in users:
-                users[who] = user_as_accepted(svc.db, *who)
-            cur.execute("SAVEPOINT queued_one")
-            try:
-                if users[who] is None:
-                    raise Forbidden("the account that handed this submission over no longer exists")
-                result = _register(svc, cur, q, users[who])
-                cur.execute("RELEASE SAVEPOINT queued_one")
-                cur.execute("UPDATE submission_queue SET state = 'registered', case_id = %s, result = %s, "
-                            "payload = NULL, processed_at = now() WHERE id = %s",
-                            (result.pop("case_id"), json.dumps(result, ensure_ascii=False, default=str), q["id"]))
-            except psycopg2.errors.UniqueViolation:
-                # registered directly (POST /api/cases, an import) with the same key since it was accepted
-                cur.execute("ROLLBACK TO SAVEPOINT queued_one")
-                _settle_replayed(cur, q)
-            except (GridgovError, psycopg2.DataError, psycopg2.IntegrityError, ValueError, TypeError, KeyError) as e:
-                # this submission cannot become a case; the rest of the batch goes on
-                cur.execute("ROLLBACK TO SAVEPOINT queued_one")
-                if not isinstance(e, GridgovError):
-                    log.exception("queued submission %s rejected", q["submission_key"])
-                cur.execute("UPDATE submission_queue SET state = 'rejected', result = %s, processed_at = now() "
-                            "WHERE id = %s", (json.dumps({"error": _error(e)}, ensure_ascii=False), q["id"]))
-            done += 1
+        try:
+            cur.execute("SELECT id FROM submission_queue WHERE state = 'queued' ORDER BY id LIMIT %s", (limit,))
+            ids = [r["id"] for r in cur.fetchall()]
+            conn.commit()
+            for qid in ids:
+                cur.execute("SELECT id, submission_key, case_no, user_id, token_id, payload, received_at "
+                            "FROM submission_queue WHERE id = %s AND state = 'queued' FOR UPDATE SKIP LOCKED", (qid,))
+                q = cur.fetchone()
+                if q is None:
+                    conn.commit()
+                    continue
+                who = (q["user_id"], q["token_id"])
+                if who not in users:
+                    users[who] = user_as_accepted(svc.db, *who)
+                try:
+                    _settle(svc, cur, q, users[who])
+                    conn.commit()
+                    done += 1
+                except psycopg2.errors.TransactionRollbackError:
+                    conn.rollback()   # deadlock victim or serialization failure: it stays queued
+                    log.warning("queued submission %s will be retried (lock conflict)", q["submission_key"])
+        finally:
+            _unlock(conn, cur)
     return done
+
+
+def _unlock(conn, cur) -> None:
+    """Give the writer lock back; if that fails the connection is closed (the server then drops the lock) so
+    no pooled connection can keep it."""
+    try:
+        conn.rollback()
+        cur.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+        conn.commit()
+    except psycopg2.Error:
+        conn.close()
+
+
+def _settle(svc, cur, q: dict, actor: User | None) -> None:
+    """Register one queued submission, or reject it with the reason, inside the caller's transaction."""
+    cur.execute("SAVEPOINT queued_one")
+    try:
+        if actor is None:
+            raise Forbidden("the account that handed this submission over no longer exists")
+        result = _register(svc, cur, q, actor)
+        cur.execute("RELEASE SAVEPOINT queued_one")
+        cur.execute("UPDATE submission_queue SET state = 'registered', case_id = %s, result = %s, "
+                    "payload = NULL, processed_at = now() WHERE id = %s",
+                    (result.pop("case_id"), json.dumps(result, ensure_ascii=False, default=str), q["id"]))
+    except psycopg2.errors.UniqueViolation:
+        # registered directly (POST /api/cases, an import) with the same key since it was accepted
+        cur.execute("ROLLBACK TO SAVEPOINT queued_one")
+        _settle_replayed(cur, q)
+    except (GridgovError, psycopg2.DataError, psycopg2.IntegrityError, ValueError, TypeError, KeyError) as e:
+        # this submission cannot become a case
+        cur.execute("ROLLBACK TO SAVEPOINT queued_one")
+        if not isinstance(e, GridgovError):
+            log.exception("queued submission %s rejected", q["submission_key"])
+        cur.execute("UPDATE submission_queue SET state = 'rejected', result = %s, processed_at = now() "
+                    "WHERE id = %s", (json.dumps({"error": _error(e)}, ensure_ascii=False), q["id"]))
 
 
 def _settle_replayed(cur, q: dict) -> None:

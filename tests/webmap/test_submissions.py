@@ -215,6 +215,28 @@ def test_the_writer_rejects_what_cannot_become_a_case_and_registers_the_rest(app
     assert drain(svc(app)) == 0
 
 
+def test_the_writer_commits_each_case_on_its_own(app, db, monkeypatch):
+    """A case registered from the queue is committed before the writer takes the next one: a batch-long
+    transaction would hold a hundred cases' aggregate rows and deadlock with direct intakes."""
+    from cases import queue
+
+    d = client(app, db, "disp")
+    for k in ("C1", "C2", "C3"):
+        d.post("/api/submissions", json={**CASE, "submission_key": k})
+    seen = []
+    real = queue._register
+
+    def spy(svc_, cur, q, actor):
+        # from another connection: what the writer has committed so far
+        seen.append(db.fetchone("SELECT count(*) AS n FROM case_record WHERE submission_key IN ('C1', 'C2', "
+                                "'C3')")["n"])
+        return real(svc_, cur, q, actor)
+
+    monkeypatch.setattr(queue, "_register", spy)
+    assert drain(svc(app)) == 3
+    assert seen == [0, 1, 2]
+
+
 def test_only_the_submitter_reads_the_status_and_only_intake_roles_submit(app, db):
     d = client(app, db, "disp")
     d.post("/api/submissions", json={**CASE, "submission_key": "S1"})
