@@ -12,8 +12,8 @@ Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clo
 3. wrk POSTs each --paths at each --connections level (random points in one county, 12345 channel):
    `queued` is POST /api/submissions (accepted at once with its case number and grid, registered by the
    writer `serve` runs beside it: cases.queue), `sync` is POST /api/cases (the routed case in the answer);
-4. the read endpoints (officer list, wall aggregates when present) alone and while intake runs (on the first
-   queued path when measured);
+4. the read endpoints (the officer's list, the wall's KPI panel and township layer) alone (before any
+   measured intake) and while intake runs (on the queued path when measured);
 5. queued: how long the writer takes to register the backlog the run left (bounded by --drain-seconds).
 Prints throughput and p50/p95/p99 (from wrk's Lua `done` hook) beside pgbench's TPS; writes JSON to
 bench/out/. Cases it creates stay in the database (use a clone).
@@ -194,21 +194,26 @@ def main(argv=None) -> int:
                 if srv.poll() is not None:
                     raise RuntimeError(srv.stderr.read()[-2000:]) from None
                 time.sleep(0.3)
-        # warm every worker (gazetteer, reference caches, the queue's grid index)
+        levels = [int(x) for x in args.connections.split(",")]
+        reads = {"officer_list": "/api/cases?open=1&limit=50", "wall_kpi": "/api/wall/kpi",
+                 "wall_townships": "/api/wall/units?level=township"}
+        # warm every worker (gazetteer, reference caches, the queue's grid index): many new connections
         for p in paths:
-            run_wrk(base, INTAKE_LUA % {**params, "token": token, "path": PATHS[p]}, 8, 3)
+            run_wrk(base, INTAKE_LUA % {**params, "token": token, "path": PATHS[p]}, max(levels), 5)
+        for p in reads.values():
+            run_wrk(base, READ_LUA % {"token": token, "path": p}, max(levels), 2)
+        # the reads alone, before any measured intake (and before the writer has a backlog)
+        results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
+                                  for k, p in reads.items()}
+        log(f"reads alone: {results['reads_alone']}")
         results["intake"] = {}
         for p in paths:
             results["intake"][p] = {}
-            for c in [int(x) for x in args.connections.split(",")]:
+            for c in levels:
                 r = run_wrk(base, INTAKE_LUA % {**params, "token": token, "path": PATHS[p]}, c, args.seconds)
                 r["share_of_pgbench"] = round(r["rps"] / results["pgbench"]["tps"], 3)
                 results["intake"][p][c] = r
                 log(f"{p} intake {c} connections: {r}")
-        reads = {"officer_list": "/api/cases?open=1&limit=50"}
-        results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
-                                  for k, p in reads.items()}
-        log(f"reads alone: {results['reads_alone']}")
         # reads while intake runs: wrk for intake (queued when measured: the surge path) in the background
         bg_path = "queued" if "queued" in paths else paths[0]
         results["reads_during_path"] = bg_path

@@ -171,6 +171,9 @@ def _register(svc, cur, q: dict, actor: User) -> dict:
     prep = svc.prepare(sub, validated=True)
     prep["assigned_case_no"] = q["case_no"]
     case_id, state, dups = svc.write_prepared(cur, prep, actor)
+    if not prep["visible"]:
+        # registered for another jurisdiction, or naming the submitter: the essentials only, as POST /api/cases
+        return {"case_id": case_id, "case_status": state, "visible": False}
     d = prep["decision"]
     return {"case_id": case_id, "case_status": state, "grid_code": prep["codes"]["grid_code"],
             "needs_pin": prep["loc"]["needs_pin"], "near_boundary": prep["near"] is not None,

@@ -237,6 +237,22 @@ def test_the_writer_commits_each_case_on_its_own(app, db, monkeypatch):
     assert seen == [0, 1, 2]
 
 
+def test_a_case_outside_the_tokens_region_answers_only_the_essentials(app, db):
+    """As POST /api/cases: a token narrowed to one township hands over a point in the other; the case is
+    registered, and where it stands says only that (no grid, department or level of another jurisdiction)."""
+    c = app.test_client()
+    tok = create_token(db, authenticate(db, "disp", "password123"), "t", region="990101001")["token"]
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tok}"
+    other = {**CASE, "lon": X0 + 0.03, "lat": Y0 + 0.005, "submission_key": "V1"}   # township 990101002
+    assert c.post("/api/submissions", json=other).status_code == 202
+    drain(svc(app))
+    st = c.get("/api/submissions/V1").json
+    assert st["status"] == "registered" and st["visible"] is False
+    assert not {"lead_department", "handling_level", "duplicates"} & set(st)
+    direct = c.post("/api/cases", json={**other, "submission_key": "V2"}).json
+    assert direct["visible"] is False
+
+
 def test_only_the_submitter_reads_the_status_and_only_intake_roles_submit(app, db):
     d = client(app, db, "disp")
     d.post("/api/submissions", json={**CASE, "submission_key": "S1"})
