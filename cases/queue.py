@@ -39,7 +39,7 @@ from gis.errors import Conflict, Forbidden, GridgovError, NotFound
 log = logging.getLogger("gridgov.queue")
 
 KEY_PREFIX = "q_"
-BATCH = 100
+BATCH = 10     # a batch of 100 (~0.5 s of one core) stalled acceptances at 8 connections up to 1.2 s (p99 13 → 34 ms)
 WRITER_LOCK = 0x67675154   # advisory lock: one writer batch at a time across the deployment
 _MAX_M_PER_DEGREE = 112_000.0   # a degree of latitude is at most 111.7 km, of longitude at most 111.3 km
 SURGE_DUTY = 0.2           # the writer's share of the time while submissions keep arriving
@@ -199,8 +199,10 @@ def drain(svc, limit: int = BATCH) -> int | None:
     users: dict[tuple, User | None] = {}
     done = 0
     with svc.db.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s) AS got", (WRITER_LOCK,))   # held across the commits below
-        got = cur.fetchone()["got"]
+        cur.execute("SELECT pg_try_advisory_lock(%s) AS got, pg_backend_pid() AS pid", (WRITER_LOCK,))
+        got, pid = (r := cur.fetchone())["got"], r["pid"]   # the lock is held across the commits below
+        if _backend_nice:
+            _renice_backend(svc.db.dsn, pid, _backend_nice)
         conn.commit()
         if not got:
             return None
@@ -228,6 +230,36 @@ def drain(svc, limit: int = BATCH) -> int | None:
         finally:
             _unlock(conn, cur)
     return done
+
+
+_backend_nice = 0          # set in the writer process: renice its PostgreSQL backends too
+_reniced: set[int] = set()
+
+
+def _renice_backend(dsn: str, pid: int, nice: int) -> None:
+    """Lower the CPU priority of the writer's PostgreSQL backend when the server runs on this machine (the
+    embedded cluster): the writer's cost is mostly in its backend, and at nice 0 that backend took CPU from
+    the acceptances (max latency at 8 connections 1.2 s → 65 ms once reniced). Only a process that is a
+    PostgreSQL backend of a loopback or socket connection is touched; anything else is left alone, silently
+    (a remote database, no permission)."""
+    if pid in _reniced:
+        return
+    _reniced.add(pid)
+    import os
+
+    from psycopg2.extensions import parse_dsn
+
+    host = parse_dsn(dsn).get("host") or ""
+    if host not in ("", "localhost", "127.0.0.1", "::1") and not host.startswith("/"):
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if not f.read().startswith(b"postgres"):
+                return
+        if os.getpriority(os.PRIO_PROCESS, pid) < nice:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass
 
 
 def _unlock(conn, cur) -> None:
@@ -329,7 +361,9 @@ def _writer_process(dsn: str, nice: int) -> None:
     from cases.service import CaseService
     from gis.db import Database
 
+    global _backend_nice
     os.nice(nice)   # acceptances first: in a surge the backlog waits, the callers do not
+    _backend_nice = nice
     try:
         with open("/proc/self/comm", "w") as f:   # `ps` and tests tell it from the server's workers
             f.write("gridgov-writer")

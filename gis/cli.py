@@ -237,8 +237,11 @@ def cmd_serve(args, settings, demo: bool = False):
             def make_app():
                 from gis.db import Database
                 from webmap import create_app
+                from webmap.fastpath import warm
 
-                return create_app(settings=settings, db=Database(dsn, maxconn=settings.db_pool_max))
+                app = create_app(settings=settings, db=Database(dsn, maxconn=settings.db_pool_max))
+                warm(app)   # before this worker takes connections
+                return app
 
             rt.db.close()   # the parent keeps no connections across the fork
             writer = _start_intake_writer(dsn, settings)
@@ -251,6 +254,10 @@ def cmd_serve(args, settings, demo: bool = False):
         writer = _start_intake_writer(rt.db.dsn, settings)
         app = create_app(settings=settings, db=rt.db)
         from waitress import create_server
+
+        from webmap.fastpath import warm
+
+        warm(app)
 
         server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
                                channel_timeout=settings.read_timeout,

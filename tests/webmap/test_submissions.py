@@ -305,3 +305,58 @@ def test_the_case_is_received_when_the_submission_was(app, db):
     drain(svc(app))
     row = case_row(db, acc["case_no"])
     assert row["received_at"] == dt.datetime.fromisoformat(acc["received_at"])
+
+
+def test_the_writer_lowers_its_database_backends_priority_and_touches_nothing_else(app, db, monkeypatch):
+    """In a surge the writer's cost is mostly in its PostgreSQL backend: the writer process renices it (a local
+    server only), so acceptances keep their latency; a process that is not a backend, or a remote server, is
+    never touched."""
+    import os
+
+    import cases.queue as queue
+
+    d = client(app, db, "disp")
+    d.post("/api/submissions", json={**CASE, "submission_key": "N1"})
+    monkeypatch.setattr(queue, "_backend_nice", 7)
+    monkeypatch.setattr(queue, "_reniced", set())
+    seen = []
+    real = queue._renice_backend
+    monkeypatch.setattr(queue, "_renice_backend", lambda dsn, pid, nice: (seen.append(pid), real(dsn, pid, nice)))
+    assert drain(svc(app)) == 1
+    assert seen and all(os.getpriority(os.PRIO_PROCESS, pid) == 7 for pid in seen)   # the drain's own backend
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        other = cur.fetchone()[0]
+    if other not in seen:
+        assert os.getpriority(os.PRIO_PROCESS, other) == 0                          # other backends keep theirs
+    mine = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    real(db.dsn, os.getpid(), mine + 3)                                              # not a backend: untouched
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == mine
+    remote = db.dsn.replace("127.0.0.1", "10.9.8.7") if "127.0.0.1" in db.dsn else db.dsn + " host=10.9.8.7"
+    pid = next(iter(seen))
+    queue._reniced.clear()
+    real(remote, pid, 15)                                                            # a remote server: untouched
+    assert os.getpriority(os.PRIO_PROCESS, pid) == 7
+
+
+def test_a_worker_is_warmed_before_it_takes_connections(app, db):
+    """serve builds each worker's case service and grid index before the worker accepts (a cold worker made
+    its first callers in a surge wait up to a second); the first acceptance then builds nothing."""
+    from webmap.fastpath import warm
+
+    assert "gridgov_cases" not in app.extensions
+    warm(app)
+    warmed = app.extensions["gridgov_cases"]
+    gi = warmed._queue_grid_index
+    assert gi.generation == db.fetchone("SELECT id FROM generation WHERE active")["id"]
+    r = client(app, db, "disp").post("/api/submissions", json=CASE)
+    assert r.status_code == 202 and r.json["grid_code"] == "990101001001001"
+    assert app.extensions["gridgov_cases"] is warmed and warmed._queue_grid_index is gi
+
+
+def test_warming_a_worker_without_boundaries_is_not_fatal(db):
+    from webmap.fastpath import warm
+
+    app = create_app(settings=Settings(secret_key="test"), db=db)
+    warm(app)   # no generation loaded yet: the first acceptance builds what it needs later
+    assert getattr(app.extensions.get("gridgov_cases"), "_queue_grid_index", None) is None
