@@ -244,6 +244,9 @@ def cmd_serve(args, settings, demo: bool = False):
                 return app
 
             rt.db.close()   # the parent keeps no connections across the fork
+            from webmap import priority
+
+            priority.share_across_processes()   # every worker sees the reads in flight in all of them
             writer = _start_intake_writer(dsn, settings)
             run_gunicorn(settings, make_app, on_start=lambda: log(
                 f"serving on http://{settings.host}:{settings.port} with gunicorn ({settings.workers} workers × "

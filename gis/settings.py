@@ -68,6 +68,7 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     calendar: str = "cn"
     intake_writer: bool = True   # `serve` runs the queued-intake writer (cases.queue) in its workers
+    reads_first_ms: int = 20     # intake waits at most this long while wall/officer/review reads run (webmap.priority)
 
     def with_overrides(self, **kw) -> Settings:
         """A copy with some fields replaced (the explicit test override)."""
@@ -94,6 +95,7 @@ class Settings:
             "server": f"{self.server} ({self.workers} workers × {self.threads} threads)"
             if self.server == "gunicorn" else f"{self.server} ({self.threads} threads)",
             "intake_writer": self.intake_writer,
+            "reads_first_ms": self.reads_first_ms,
         }
 
 
@@ -163,6 +165,7 @@ def load_settings(env: dict | None = None) -> Settings:
         timezone=(env.get(PREFIX + "TIMEZONE") or "Asia/Shanghai").strip(),
         calendar=(env.get(PREFIX + "CALENDAR") or "cn").strip().lower(),
         intake_writer=_flag(env, "INTAKE_WRITER") if (env.get(PREFIX + "INTAKE_WRITER") or "").strip() else True,
+        reads_first_ms=_int(env, "READS_FIRST_MS", 20),
     )
     if s.tile_crs not in ("wgs84", "gcj02"):
         raise ConfigError(f"{PREFIX}TILE_CRS must be wgs84 or gcj02, got {s.tile_crs!r}")
@@ -182,6 +185,8 @@ def load_settings(env: dict | None = None) -> Settings:
             from None
     if s.calendar not in ("cn", "weekends"):
         raise ConfigError(f"{PREFIX}CALENDAR must be cn or weekends, got {s.calendar!r}")
+    if not 0 <= s.reads_first_ms <= 1000:
+        raise ConfigError(f"{PREFIX}READS_FIRST_MS must be 0..1000 milliseconds, got {s.reads_first_ms}")
     if not 1 <= s.read_timeout <= 600:
         raise ConfigError(f"{PREFIX}READ_TIMEOUT must be 1..600 seconds, got {s.read_timeout}")
     if s.db_pool_max < 1:

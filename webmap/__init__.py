@@ -32,6 +32,7 @@ def create_app(settings=None, db=None, test_config: dict | None = None, read_db=
     if app.config["SESSION_COOKIE_SECURE"]:
         app.config["SESSION_COOKIE_NAME"] = "__Host-session"  # Secure, Path=/, no Domain: not settable by subdomains
     app.url_map.converters["int"] = BoundedInt
+    app.config["READS_FIRST_SECONDS"] = getattr(settings, "reads_first_ms", 20) / 1000
     if test_config:
         app.config.update(test_config)
     if db is None:
@@ -61,6 +62,9 @@ def create_app(settings=None, db=None, test_config: dict | None = None, read_db=
     from webmap import fastpath
 
     fastpath.install(app)   # POST /api/submissions from machine clients without Flask's machinery
+    from webmap import priority
+
+    priority.install(app)   # outermost: intake yields to the wall's and officers' reads in flight
     return app
 
 
