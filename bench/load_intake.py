@@ -12,8 +12,9 @@ Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clo
 3. wrk POSTs each --paths at each --connections level (random points in one county, 12345 channel):
    `queued` is POST /api/submissions (accepted at once with its case number and grid, registered by the
    writer `serve` runs beside it: cases.queue), `sync` is POST /api/cases (the routed case in the answer);
-4. the read endpoints (the officer's list, the wall's KPI panel and township layer) alone (before any
-   measured intake) and while intake runs (on the queued path when measured);
+4. the read endpoints (the officer's list, the wall's KPI panel and township layer; --read-connections readers
+   each, back to back) alone (before any measured intake) and while queued intake runs at 8 connections
+   throughout (its own throughput then is reported too);
 5. queued: how long the writer takes to register the backlog the run left (bounded by --drain-seconds).
 Prints throughput and p50/p95/p99 (from wrk's Lua `done` hook) beside pgbench's TPS; writes JSON to
 bench/out/. Cases it creates stay in the database (use a clone).
@@ -144,6 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--county", help="county code whose extent the points fill (default: the first county)")
     ap.add_argument("--paths", default="queued,sync", help="queued (POST /api/submissions), sync (POST /api/cases)")
     ap.add_argument("--drain-seconds", type=int, default=600, help="how long to wait for the writer's backlog")
+    ap.add_argument("--read-connections", type=int, default=2,
+                    help="concurrent readers of each read endpoint, back to back (a wall or a phone polls every "
+                         "few seconds: 2 readers without pause are far more than a command center's screens)")
     args = ap.parse_args(argv)
     if args.seconds > 300:
         ap.error("--seconds is bounded at 300")
@@ -208,8 +212,9 @@ def main(argv=None) -> int:
             results["warmup_drain"] = _drain(db, args.drain_seconds)
             log(f"warm-up backlog: {results['warmup_drain']}")
         # the reads alone, before any measured intake (and before the writer has a backlog)
-        results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
-                                  for k, p in reads.items()}
+        rc = results["read_connections"] = args.read_connections
+        results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, rc,
+                                             max(5, args.seconds // 2)) for k, p in reads.items()}
         log(f"reads alone: {results['reads_alone']}")
         results["intake"] = {}
         for p in paths:
@@ -223,15 +228,17 @@ def main(argv=None) -> int:
         bg_path = "queued" if "queued" in paths else paths[0]
         results["reads_during_path"] = bg_path
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(INTAKE_LUA % {**params, "token": token, "path": PATHS[bg_path]})
-        bg = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{max(5, args.seconds // 2) + 2}s", "-s", f.name, base],
+            f.write(INTAKE_LUA % {**params, "token": token, "path": PATHS[bg_path]} + WRK_DONE)
+        read_s = max(5, args.seconds // 2)
+        bg = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{len(reads) * (read_s + 1) + 2}s", "-s", f.name, base],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1)
         results["reads_during_intake"] = {
-            k: run_wrk(base, READ_LUA % {"token": token, "path": p}, 4, max(5, args.seconds // 2))
-            for k, p in reads.items()}
-        bg.wait(timeout=120)
+            k: run_wrk(base, READ_LUA % {"token": token, "path": p}, rc, read_s) for k, p in reads.items()}
+        out_bg, _ = bg.communicate(timeout=len(reads) * (read_s + 1) + 120)
         os.unlink(f.name)
+        m = re.search(r"GGJSON (\{.*\})", out_bg)
+        results["intake_during_reads"] = json.loads(m.group(1)) if m else None
         log(f"reads during intake: {results['reads_during_intake']}")
         if "queued" in paths:
             results["drain"] = _drain(db, args.drain_seconds)
@@ -258,7 +265,12 @@ def main(argv=None) -> int:
               f"({d['per_second']:,.0f} cases/s), {d['left']:,} left, {d['rejected']:,} rejected")
     for k in results["reads_alone"]:
         a, b = results["reads_alone"][k], results["reads_during_intake"][k]
-        print(f"read {k}: p99 {a['p99_ms']:.1f} ms alone, {b['p99_ms']:.1f} ms during intake")
+        print(f"read {k} ({rc} readers): p50 {a['p50_ms']:.1f} / p99 {a['p99_ms']:.1f} ms alone, "
+              f"p50 {b['p50_ms']:.1f} / p99 {b['p99_ms']:.1f} ms during intake")
+    bgr = results["intake_during_reads"]
+    if bgr:
+        print(f"{bg_path} intake at 8 connections while the reads ran: {bgr['rps']:,.0f} req/s, "
+              f"p99 {bgr['p99_ms']:.1f} ms")
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"load_intake_{n_cases}.json").write_text(json.dumps(results, indent=2))
