@@ -13,8 +13,8 @@ Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clo
    `queued` is POST /api/submissions (accepted at once with its case number and grid, registered by the
    writer `serve` runs beside it: cases.queue), `sync` is POST /api/cases (the routed case in the answer);
 4. the read endpoints (the officer's list, the wall's KPI panel and township layer; --read-connections readers
-   each, back to back) alone (before any measured intake) and while queued intake runs at 8 connections
-   throughout (its own throughput then is reported too);
+   each, --read-pause-ms between two reads of a reader) alone (before any measured intake) and while queued
+   intake runs at 8 connections throughout (its own throughput then is reported too);
 5. queued: how long the writer takes to register the backlog the run left (bounded by --drain-seconds).
 Prints throughput and p50/p95/p99 (from wrk's Lua `done` hook) beside pgbench's TPS; writes JSON to
 bench/out/. Cases it creates stay in the database (use a clone).
@@ -66,6 +66,10 @@ end
 READ_LUA = """
 wrk.headers["Authorization"] = "Bearer %(token)s"
 request = function() return wrk.format("GET", "%(path)s") end
+"""
+# a reader's pause between two reads (wrk's delay hook), in ms
+READ_DELAY_LUA = """
+delay = function() return %d end
 """
 
 PGBENCH_SQL = """
@@ -145,9 +149,10 @@ def main(argv=None) -> int:
     ap.add_argument("--county", help="county code whose extent the points fill (default: the first county)")
     ap.add_argument("--paths", default="queued,sync", help="queued (POST /api/submissions), sync (POST /api/cases)")
     ap.add_argument("--drain-seconds", type=int, default=600, help="how long to wait for the writer's backlog")
-    ap.add_argument("--read-connections", type=int, default=2,
-                    help="concurrent readers of each read endpoint, back to back (a wall or a phone polls every "
-                         "few seconds: 2 readers without pause are far more than a command center's screens)")
+    ap.add_argument("--read-connections", type=int, default=2, help="concurrent readers of each read endpoint")
+    ap.add_argument("--read-pause-ms", type=int, default=100,
+                    help="each reader's pause between two reads (a wall screen polls every 30 s, a phone when "
+                         "its officer pulls: 2 readers every 100 ms are hundreds of screens; 0: back to back)")
     args = ap.parse_args(argv)
     if args.seconds > 300:
         ap.error("--seconds is bounded at 300")
@@ -213,7 +218,9 @@ def main(argv=None) -> int:
             log(f"warm-up backlog: {results['warmup_drain']}")
         # the reads alone, before any measured intake (and before the writer has a backlog)
         rc = results["read_connections"] = args.read_connections
-        results["reads_alone"] = {k: run_wrk(base, READ_LUA % {"token": token, "path": p}, rc,
+        results["read_pause_ms"] = args.read_pause_ms
+        read_lua = READ_LUA + (READ_DELAY_LUA % args.read_pause_ms if args.read_pause_ms > 0 else "")
+        results["reads_alone"] = {k: run_wrk(base, read_lua % {"token": token, "path": p}, rc,
                                              max(5, args.seconds // 2)) for k, p in reads.items()}
         log(f"reads alone: {results['reads_alone']}")
         results["intake"] = {}
@@ -234,7 +241,7 @@ def main(argv=None) -> int:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1)
         results["reads_during_intake"] = {
-            k: run_wrk(base, READ_LUA % {"token": token, "path": p}, rc, read_s) for k, p in reads.items()}
+            k: run_wrk(base, read_lua % {"token": token, "path": p}, rc, read_s) for k, p in reads.items()}
         out_bg, _ = bg.communicate(timeout=len(reads) * (read_s + 1) + 120)
         os.unlink(f.name)
         m = re.search(r"GGJSON (\{.*\})", out_bg)
@@ -265,7 +272,8 @@ def main(argv=None) -> int:
               f"({d['per_second']:,.0f} cases/s), {d['left']:,} left, {d['rejected']:,} rejected")
     for k in results["reads_alone"]:
         a, b = results["reads_alone"][k], results["reads_during_intake"][k]
-        print(f"read {k} ({rc} readers): p50 {a['p50_ms']:.1f} / p99 {a['p99_ms']:.1f} ms alone, "
+        print(f"read {k} ({rc} readers, {args.read_pause_ms} ms apart): "
+              f"p50 {a['p50_ms']:.1f} / p99 {a['p99_ms']:.1f} ms alone, "
               f"p50 {b['p50_ms']:.1f} / p99 {b['p99_ms']:.1f} ms during intake")
     bgr = results["intake_during_reads"]
     if bgr:
