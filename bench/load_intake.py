@@ -15,7 +15,8 @@ Needs a database holding a city (e.g. the demo: `./gridgov build-city`, or a clo
 4. the read endpoints (the officer's list, the wall's KPI panel and township layer; --read-connections readers
    each, --read-pause-ms between two reads of a reader) alone (before any measured intake) and while queued
    intake runs at 8 connections throughout (its own throughput then is reported too);
-5. queued: how long the writer takes to register the backlog the run left (bounded by --drain-seconds).
+5. queued: how long the writer takes to register the backlog the run left (bounded by --drain-seconds);
+6. the reads alone again, over the cases the run added (the wall counts today's and open cases).
 Prints throughput and p50/p95/p99 (from wrk's Lua `done` hook) beside pgbench's TPS; writes JSON to
 bench/out/. Cases it creates stay in the database (use a clone).
 """
@@ -250,6 +251,12 @@ def main(argv=None) -> int:
         if "queued" in paths:
             results["drain"] = _drain(db, args.drain_seconds)
             log(f"writer: {results['drain']}")
+        # the reads again, alone, over what the surge left (the wall counts today's and open cases, which the
+        # surge added): what the cases cost, apart from what the running intake costs
+        results["reads_after"] = {k: run_wrk(base, read_lua % {"token": token, "path": p}, rc, read_s)
+                                  for k, p in reads.items()}
+        results["cases_after"] = db.fetchone("SELECT count(*) n FROM case_record")["n"]
+        log(f"reads after: {results['reads_after']}")
     finally:
         os.killpg(srv.pid, signal.SIGINT)
         try:
@@ -272,9 +279,11 @@ def main(argv=None) -> int:
               f"({d['per_second']:,.0f} cases/s), {d['left']:,} left, {d['rejected']:,} rejected")
     for k in results["reads_alone"]:
         a, b = results["reads_alone"][k], results["reads_during_intake"][k]
+        c = results["reads_after"][k]
         print(f"read {k} ({rc} readers, {args.read_pause_ms} ms apart): "
               f"p50 {a['p50_ms']:.1f} / p99 {a['p99_ms']:.1f} ms alone, "
-              f"p50 {b['p50_ms']:.1f} / p99 {b['p99_ms']:.1f} ms during intake")
+              f"p50 {b['p50_ms']:.1f} / p99 {b['p99_ms']:.1f} ms during intake, "
+              f"p50 {c['p50_ms']:.1f} / p99 {c['p99_ms']:.1f} ms alone after ({results['cases_after']:,} cases)")
     bgr = results["intake_during_reads"]
     if bgr:
         print(f"{bg_path} intake at 8 connections while the reads ran: {bgr['rps']:,.0f} req/s, "
