@@ -167,3 +167,20 @@ def test_road_layer_and_base_map_settings(app, db):
     for env in ({"GRIDGOV_TILE_CRS": "bd09"}, {"GRIDGOV_TILE_URL": "http://tiles/no-placeholders.png"}):
         with pytest.raises(ConfigError):
             load_settings(env)
+
+
+def test_top_categories_roll_up_to_the_top_level_as_the_category_tree_says(app, db):
+    from cases.wallstats import _top_categories
+
+    roots = {r["code"]: (r["root"], r["name"]) for r in db.fetchall(
+        "WITH RECURSIVE root AS (SELECT code, code AS root FROM category WHERE parent_code IS NULL "
+        "UNION ALL SELECT k.code, r.root FROM category k JOIN root r ON k.parent_code = r.code) "
+        "SELECT root.code, root.root, t.name FROM root JOIN category t ON t.code = root.root")}
+    child = next(c for c, (r, _) in roots.items() if c != r)
+    top, top_name = roots[child]
+    other = next(c for c, (r, _) in roots.items() if r != top)
+    got = _top_categories(db, {child: 3, top: 3, "不存在的类别": 4, None: 1, other: 1})
+    assert got[0] == {"code": top, "name": top_name, "count": 6}
+    assert got[1] == {"code": "", "name": "未分类", "count": 5}           # unknown and none, together
+    assert got[2] == {"code": roots[other][0], "name": roots[other][1], "count": 1}
+    assert len(_top_categories(db, {c: 1 for c in roots}, limit=2)) == 2
