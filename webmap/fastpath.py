@@ -109,12 +109,17 @@ class SubmissionFastPath:
             return 500, {"error": {"code": "internal", "message": "服务器内部错误"}}
 
     def _service(self):
-        svc = self.app.extensions.get("gridgov_cases")
-        if svc is None:
-            from cases.service import CaseService
+        return case_service(self.app)
 
-            svc = self.app.extensions["gridgov_cases"] = CaseService(self.app.extensions["gridgov_db"])
-        return svc
+
+def case_service(app):
+    """The app's CaseService (one per process, made on first use)."""
+    svc = app.extensions.get("gridgov_cases")
+    if svc is None:
+        from cases.service import CaseService
+
+        svc = app.extensions["gridgov_cases"] = CaseService(app.extensions["gridgov_db"])
+    return svc
 
 
 def warm(app) -> None:
@@ -128,7 +133,7 @@ def warm(app) -> None:
     from cases.queue import grid_index
 
     try:
-        svc = SubmissionFastPath(app, None)._service()
+        svc = case_service(app)
         svc.reference()
         grid_index(svc)
     except (GridgovError, psycopg2.Error, KeyError, TypeError) as e:
