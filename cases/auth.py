@@ -302,13 +302,10 @@ def case_scope(user: User, alias: str = "c") -> tuple[str, dict]:
     a = alias
     p = {"scope_prefix": user.region_prefix + "%", "scope_ids": user.identities, "scope_persons": user.person_ids,
          "scope_grid": user.grid_code, "scope_dept": user.department_code}
-    where_region = (f"coalesce({a}.village_code, {a}.township_code, {a}.county_code, {a}.handler_region, '') "
-                    f"LIKE %(scope_prefix)s")
-    if user.role in ("admin", "city_center", "county_center", "township_center", "village_center"):
-        juris = where_region
-    elif user.role == "dispatcher":
-        # Unlocated cases waiting for a pin fall under the region the geocoder was sure of (county, or the
-        # city through handler_region), so the same predicate covers the dispatcher's queue.
+    where_region = f"{SCOPE_KEY_SQL.format(a=a)} LIKE %(scope_prefix)s"
+    if user.role in _REGION_ROLES:
+        # (for the dispatcher: unlocated cases waiting for a pin fall under the region the geocoder was sure
+        # of — county, or the city through handler_region — so the same predicate covers the pin queue)
         juris = where_region
     elif user.role == "grid_officer":
         juris = f"{a}.grid_code = %(scope_grid)s"
@@ -316,9 +313,24 @@ def case_scope(user: User, alias: str = "c") -> tuple[str, dict]:
         juris = f"({a}.lead_department = %(scope_dept)s OR %(scope_dept)s = ANY({a}.co_departments))"
     else:
         juris = "false"
-    guard = (f"NOT ({a}.accused_units && %(scope_ids)s::text[]) "
-             f"AND NOT ({a}.accused_persons && %(scope_persons)s::text[])")
-    return f"(({juris}) AND {guard})", p
+    return f"(({juris}) AND NOT {guard_hides(a)})", p
+
+
+# The key `case_scope` matches a region user's prefix against; the wall's live aggregates are keyed by it
+# (cases/migrations/0095_wall_live_stats.sql).
+SCOPE_KEY_SQL = "coalesce({a}.village_code, {a}.township_code, {a}.county_code, {a}.handler_region, '')"
+
+
+def region_scoped(user: User) -> bool:
+    """Whether `case_scope(user)` is the region prefix on SCOPE_KEY_SQL and the guard, nothing else."""
+    return user.role in _REGION_ROLES
+
+
+def guard_hides(alias: str = "c") -> str:
+    """SQL true for a case the conflict-of-interest guard hides from the user of `case_scope`'s parameters
+    (it names them or the user's units among the accused). accused_units/accused_persons are NOT NULL."""
+    return (f"({alias}.accused_units && %(scope_ids)s::text[] "
+            f"OR {alias}.accused_persons && %(scope_persons)s::text[])")
 
 
 def can_see_personal_data(user: User, case: dict) -> bool:

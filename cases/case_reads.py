@@ -157,13 +157,14 @@ class CaseReads:
 # Sort keys of the case list (never NULL, so a keyset cursor can compare them) and their direction.
 
 
+# the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and finished cases
+# come after everything that still has a deadline. The key of case_urgency_idx (migration 0081): keep identical.
+URGENCY_SQL = ("coalesce(CASE WHEN c.status IN ('dispatched', 'returned') THEN c.sign_due_at WHEN c.status IN "
+               "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) WHEN c.status IN "
+               "('signed', 'handling', 'reopened') THEN coalesce(c.reply_due_at, c.handle_due_at) END, "
+               "'9999-12-31T00:00:00Z'::timestamptz)")
 _LIST_ORDERS = {
-    # the instant the case waits for next (as next_due() reports it); waiting-for-evaluation and finished
-    # cases come after everything that still has a deadline
-    "urgency": ("coalesce(CASE WHEN c.status IN ('dispatched', 'returned') THEN c.sign_due_at WHEN c.status IN "
-                "('received', 'accepted') THEN coalesce(c.accept_due_at, c.received_at) WHEN c.status IN "
-                "('signed', 'handling', 'reopened') THEN coalesce(c.reply_due_at, c.handle_due_at) END, "
-                "'9999-12-31T00:00:00Z'::timestamptz)", "ASC"),
+    "urgency": (URGENCY_SQL, "ASC"),
     "newest": ("c.received_at", "DESC"),
 }
 

@@ -3,6 +3,10 @@
 Every query here reads `case_record` through `cases.auth.case_scope`, so a county operator's wall shows
 their county and nothing else. Live layers read open cases only (`OPEN_SQL`, matching the partial indexes
 of migration 0050), so their cost follows the number of open cases, not the size of the case table.
+For the region roles (centers, dispatchers, admins) the KPI panel and the unit layers read the live aggregates
+of migration 0095 (case_wall_open, case_wall_flow), minus the cases the conflict-of-interest guard hides from
+the user, so a refresh costs O(aggregate rows), not O(today's + open cases): a surge does not slow the wall.
+Grid officers and departments, whose scope is not a region, count their (few) cases directly.
 The month's 三率 are the sums of the townships' exact numerators and denominators as `/api/rates` gives
 them (cases.reports.compute_month), and the township 四色码 come from the same rows.
 """
@@ -14,8 +18,9 @@ import math
 from fractions import Fraction
 
 from cases import workflow
-from cases.auth import User, case_scope, region_prefix
+from cases.auth import SCOPE_KEY_SQL, User, case_scope, guard_hides, region_prefix, region_scoped
 from cases.calendar import TZ, to_local
+from cases.case_reads import URGENCY_SQL
 from cases.deadlines import CHANNELS
 from cases.partitions import open_months
 from gis.errors import BadInput, NotFound
@@ -38,6 +43,13 @@ STATUS_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "citizen": ("待评价", ("replied", "evaluated")),
 }
 GROUP_OF = {s: g for g, (_, states) in STATUS_GROUPS.items() for s in states}
+# a case's status group and the hour its next deadline falls in, as case_wall_open keys them (migration 0095:
+# whole UTC hours, 'infinity' when it waits for the citizen)
+GROUP_SQL = ("CASE " + " ".join(f"WHEN c.status IN ({', '.join(repr(s) for s in states)}) THEN '{g}'"
+                                for g, (_, states) in STATUS_GROUPS.items()) + " ELSE c.status END")
+DUE_HOUR_SQL = f"coalesce(date_bin('1 hour', {DUE_SQL}, timestamptz '2000-01-01 00:00:00+00'), 'infinity')"
+# URGENCY_SQL (the key of case_urgency_idx) equals DUE_SQL wherever DUE_SQL is not null: a range of deadlines
+# is read through that index.
 
 # unit level → (case column, boundary table filter); only these names are put into SQL
 UNIT_LEVELS = {"county": "county_code", "township": "township_code", "grid": "grid_code"}
@@ -73,9 +85,11 @@ def _scoped_open(db, user: User, *where: str) -> tuple[str, dict]:
     return where_sql, {**params, **mp}
 
 
-def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
+def kpi(db, user: User, now: dt.datetime | None = None, live: bool | None = None) -> dict:
     """Today's intake by channel, open/overdue/due-within-24 h/emergency counts, the 7-day intake and
-    closure trend and this month's top categories, over the cases the user may see."""
+    closure trend and this month's top categories, over the cases the user may see. `live`: read the live
+    aggregates (default: for region users) or count the cases directly (False; the reference in tests)."""
+    live = _use_live(user, live)
     now = _now(now)
     day0 = _day_start(now)
     since = day0 - dt.timedelta(days=TREND_DAYS - 1)
@@ -83,15 +97,20 @@ def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
 
     # today's channels, the 7-day intake trend and the month's categories in one pass over the cases received
     # since the earlier of the two starts (in a surge, today's cases are most of them: one scan, not three)
-    where, p = _scoped(user, "c.received_at >= %(lo)s", "c.received_at <= %(now)s")
-    p.update(lo=min(since, month0), now=now)
-    received = db.fetchall(
-        f"SELECT (c.received_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, c.channel, "
-        f"c.category_code AS cat, count(*) AS n FROM case_record c WHERE {where} GROUP BY 1, 2, 3", p)
+    if live:
+        received = _live_flow(db, user, min(since, month0), now)
+    else:
+        where, p = _scoped(user, "c.received_at >= %(lo)s", "c.received_at <= %(now)s")
+        p.update(lo=min(since, month0), now=now)
+        received = db.fetchall(
+            f"SELECT (c.received_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, c.channel, "
+            f"c.category_code AS cat, count(*) AS n FROM case_record c WHERE {where} GROUP BY 1, 2, 3", p)
     by_channel: dict = {}
     intake_by_day: dict = {}
     by_cat: dict = {}
     for r in received:
+        if not r["n"]:
+            continue
         if r["d"] == day0.date():
             by_channel[r["channel"]] = by_channel.get(r["channel"], 0) + r["n"]
         if r["d"] >= since.date():
@@ -101,21 +120,27 @@ def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
     today = [{"channel": k, "label": v, "count": by_channel.get(k, 0)} for k, v in CHANNELS.items()]
     today += [{"channel": k, "label": k, "count": n} for k, n in by_channel.items() if k not in CHANNELS]
 
-    where, p = _scoped_open(db, user)
-    p.update(now=now, soon=now + dt.timedelta(hours=24))
-    live = db.fetchone(
-        f"SELECT count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
-        f"count(*) FILTER (WHERE {DUE_SQL} >= %(now)s AND {DUE_SQL} < %(soon)s) AS due_24h, "
-        f"count(*) FILTER (WHERE c.emergency) AS emergency, "
-        + ", ".join(f"count(*) FILTER (WHERE c.status IN ({', '.join(repr(s) for s in states)})) AS g_{g}"
-                    for g, (_, states) in STATUS_GROUPS.items())
-        + f" FROM case_record c WHERE {where}", p)
-
-    where, p = _scoped(user, "c.closed_at IS NOT NULL", "c.closed_at >= %(since)s", "c.closed_at <= %(now)s")
-    p.update(since=since, now=now)
-    closed_by_day = {r["d"]: r["n"] for r in db.fetchall(
-        f"SELECT (c.closed_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, count(*) AS n "
-        f"FROM case_record c WHERE {where} GROUP BY 1", p)}
+    if live:
+        counts = (_live_open(db, user, now) or [dict.fromkeys(_OPEN_METRICS, 0)])[0]
+        closed_by_day: dict = {}
+        for r in received:
+            if r["closed"]:
+                closed_by_day[r["d"]] = closed_by_day.get(r["d"], 0) + r["closed"]
+    else:
+        where, p = _scoped_open(db, user)
+        p.update(now=now, soon=now + dt.timedelta(hours=24))
+        counts = db.fetchone(
+            f"SELECT count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
+            f"count(*) FILTER (WHERE {DUE_SQL} >= %(now)s AND {DUE_SQL} < %(soon)s) AS due_24h, "
+            f"count(*) FILTER (WHERE c.emergency) AS emergency, "
+            + ", ".join(f"count(*) FILTER (WHERE c.status IN ({', '.join(repr(s) for s in states)})) AS g_{g}"
+                        for g, (_, states) in STATUS_GROUPS.items())
+            + f" FROM case_record c WHERE {where}", p)
+        where, p = _scoped(user, "c.closed_at IS NOT NULL", "c.closed_at >= %(since)s", "c.closed_at <= %(now)s")
+        p.update(since=since, now=now)
+        closed_by_day = {r["d"]: r["n"] for r in db.fetchall(
+            f"SELECT (c.closed_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, count(*) AS n "
+            f"FROM case_record c WHERE {where} GROUP BY 1", p)}
     days = [(since + dt.timedelta(days=i)).date() for i in range(TREND_DAYS)]
     trend = [{"day": d.isoformat(), "intake": intake_by_day.get(d, 0), "closed": closed_by_day.get(d, 0)}
              for d in days]
@@ -125,9 +150,9 @@ def kpi(db, user: User, now: dt.datetime | None = None) -> dict:
     return {
         "as_of": now.isoformat(),
         "today": {"total": sum(by_channel.values()), "by_channel": today},
-        "open": live["open"], "overdue": live["overdue"], "due_24h": live["due_24h"],
-        "emergency": live["emergency"],
-        "by_status": [{"group": g, "label": label, "count": live[f"g_{g}"]}
+        "open": counts["open"], "overdue": counts["overdue"], "due_24h": counts["due_24h"],
+        "emergency": counts["emergency"],
+        "by_status": [{"group": g, "label": label, "count": counts[f"g_{g}"]}
                       for g, (label, _) in STATUS_GROUPS.items()],
         "trend": trend,
         "top_categories": cats,
@@ -156,6 +181,89 @@ def _top_categories(db, counts: dict, limit: int = 8) -> list[dict]:
         tops[key] = tops.get(key, 0) + n
     ranked = sorted(tops.items(), key=lambda kv: (-kv[1], kv[0][0]))[:limit]
     return [{"code": c, "name": nm, "count": n} for (c, nm), n in ranked]
+
+
+def _use_live(user: User, live: bool | None) -> bool:
+    """The live aggregates serve region users (keyed by their scope); `live=False` forces the direct count."""
+    return region_scoped(user) and live is not False
+
+
+_OPEN_METRICS = ("open", "overdue", "due_24h", "emergency", *(f"g_{g}" for g in STATUS_GROUPS))
+
+
+def _utc_hour(t: dt.datetime) -> dt.datetime:
+    """The whole UTC hour `t` falls in: case_wall_open's due_hour bins (date_bin from 2000-01-01 UTC)."""
+    return t.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent: str | None = None) -> list[dict]:
+    """Open cases of a region user's scope from case_wall_open, per `col` (a UNIT_LEVELS column; one row for the
+    whole scope when None), in one statement: the aggregate's rows, minus the cases the guard hides from the user,
+    plus the exact part of the current hour. Overdue = deadlines in hours before now's hour + those of now's
+    hour before now; due within 24 h likewise at both ends. Units with open cases only, by code."""
+    hour = _utc_hour(now)
+    months, p = open_months(db)
+    _, sp = case_scope(user)
+    where, _ = _scoped(user, OPEN_SQL, months)
+    p.update(sp, now=now, h=hour, h24=hour + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
+    key = SCOPE_KEY_SQL.format(a="c")
+    w_unit = c_unit = ""
+    if col:
+        w_unit, c_unit = f" AND w.{col} <> ''", f" AND c.{col} IS NOT NULL"
+        if parent:
+            w_unit += f" AND w.{col} LIKE %(parent)s"
+            c_unit += f" AND c.{col} LIKE %(parent)s"
+            p["parent"] = parent + "%"
+    code_w, code_c = (f"w.{col}", f"c.{col}") if col else ("''", "''")
+    sql = (
+        f"SELECT code, sum(n) AS open, "
+        f"coalesce(sum(n) FILTER (WHERE due_hour < %(h)s), 0) + sum(x_over) AS overdue, "
+        f"coalesce(sum(n) FILTER (WHERE due_hour >= %(h)s AND due_hour < %(h24)s), 0) + sum(x_soon) AS due_24h, "
+        f"coalesce(sum(n) FILTER (WHERE emergency), 0) AS emergency, "
+        + ", ".join(f"coalesce(sum(n) FILTER (WHERE grp = '{g}'), 0) AS g_{g}" for g in STATUS_GROUPS)
+        + f" FROM ("
+        # the aggregate's rows of the scope
+        f"SELECT {code_w} AS code, w.grp, w.emergency, w.due_hour, w.n, 0 AS x_over, 0 AS x_soon "
+        f"FROM case_wall_open w WHERE w.scope_key LIKE %(scope_prefix)s{w_unit} "
+        # minus the open cases of the scope the guard hides from this user
+        f"UNION ALL SELECT {code_c}, {GROUP_SQL}, c.emergency, {DUE_HOUR_SQL}, -1, 0, 0 FROM case_record c "
+        f"WHERE {key} LIKE %(scope_prefix)s AND {OPEN_SQL} AND {months} AND {guard_hides('c')}{c_unit} "
+        # the current hour's deadlines, exactly: those before now are overdue, not due; and the hour 24 h on
+        f"UNION ALL SELECT {code_c}, NULL, false, 'infinity', 0, "
+        f"({DUE_SQL} >= %(h)s AND {DUE_SQL} < %(now)s)::int, "
+        f"({DUE_SQL} >= %(h24)s AND {DUE_SQL} < %(now24)s)::int - ({DUE_SQL} >= %(h)s AND {DUE_SQL} < %(now)s)::int "
+        f"FROM case_record c WHERE {where}{c_unit} AND ({URGENCY_SQL} >= %(h)s AND {URGENCY_SQL} < %(now)s "
+        f"OR {URGENCY_SQL} >= %(h24)s AND {URGENCY_SQL} < %(now24)s)"
+        f") u GROUP BY code HAVING sum(n) > 0 ORDER BY code")
+    return [{k: (int(v) if k in _OPEN_METRICS else v) for k, v in r.items()} for r in db.fetchall(sql, p)]
+
+
+def _live_flow(db, user: User, since: dt.datetime, now: dt.datetime) -> list[dict]:
+    """Cases received (`n`) and closed (`closed`) per local day × channel × category code from `since` (a local
+    midnight) to `now`, over a region user's scope, from case_wall_flow: minus the cases the guard hides from the
+    user and those of today after `now` (none, unless `now` is in the past)."""
+    _, p = case_scope(user)
+    day0 = _day_start(now)
+    p.update(lo=since.date(), today=day0.date(), now=now, tomorrow=day0 + dt.timedelta(days=1))
+    key = SCOPE_KEY_SQL.format(a="c")
+    local = "AT TIME ZONE (SELECT gridgov_time_zone()))::date"
+    return db.fetchall(
+        f"SELECT d, channel, cat, sum(received)::int AS n, sum(closed)::int AS closed FROM ("
+        f"SELECT w.day AS d, w.channel, w.category_code AS cat, w.received, w.closed FROM case_wall_flow w "
+        f"WHERE w.day >= %(lo)s AND w.day <= %(today)s AND w.scope_key LIKE %(scope_prefix)s "
+        # minus the cases of the scope the guard hides from this user
+        f"UNION ALL SELECT x.d, c.channel, coalesce(c.category_code, ''), -x.received, -x.closed "
+        f"FROM case_record c, LATERAL (VALUES ((c.received_at {local}, 1, 0), ((c.closed_at {local}, 0, 1)) "
+        f"x(d, received, closed) WHERE {key} LIKE %(scope_prefix)s AND {guard_hides('c')} "
+        f"AND x.d >= %(lo)s AND x.d <= %(today)s "
+        # minus those received or closed later today than `now`
+        f"UNION ALL SELECT %(today)s, c.channel, coalesce(c.category_code, ''), -1, 0 FROM case_record c "
+        f"WHERE {key} LIKE %(scope_prefix)s AND NOT {guard_hides('c')} "
+        f"AND c.received_at > %(now)s AND c.received_at < %(tomorrow)s "
+        f"UNION ALL SELECT %(today)s, c.channel, coalesce(c.category_code, ''), 0, -1 FROM case_record c "
+        f"WHERE {key} LIKE %(scope_prefix)s AND NOT {guard_hides('c')} "
+        f"AND c.closed_at > %(now)s AND c.closed_at < %(tomorrow)s"
+        f") u GROUP BY 1, 2, 3", p)
 
 
 def month_rates(db, user: User, now: dt.datetime | None = None) -> dict:
@@ -188,9 +296,10 @@ def _check_code(value: str | None, field: str) -> str | None:
 
 
 def unit_counts(db, user: User, level: str, parent: str | None = None, bbox=None,
-                now: dt.datetime | None = None) -> list[dict]:
+                now: dt.datetime | None = None, live: bool | None = None) -> list[dict]:
     """Open, overdue and emergency cases per county, township or grid the user may see (units with open
-    cases only), each with a label point on the unit and, for townships, the area for the density."""
+    cases only), each with a label point on the unit and, for townships, the area for the density. `live` as
+    for kpi()."""
     if level not in UNIT_LEVELS:
         raise BadInput("level must be county, township or grid", field="level")
     parent = _check_code(parent, "parent")
@@ -203,9 +312,14 @@ def unit_counts(db, user: User, level: str, parent: str | None = None, bbox=None
         p["parent"] = parent + "%"
     if level == "grid" and not parent and bbox is None:
         raise BadInput("grid counts need a parent township or a bbox", field="parent")
-    counts = db.fetchall(
-        f"SELECT c.{col} AS code, count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
-        f"count(*) FILTER (WHERE c.emergency) AS emergency FROM case_record c WHERE {where} GROUP BY 1 ORDER BY 1", p)
+    if _use_live(user, live):
+        counts = [{k: r[k] for k in ("code", "open", "overdue", "emergency")}
+                  for r in _live_open(db, user, now, col=col, parent=parent)]
+    else:
+        counts = db.fetchall(
+            f"SELECT c.{col} AS code, count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
+            f"count(*) FILTER (WHERE c.emergency) AS emergency FROM case_record c WHERE {where} GROUP BY 1 ORDER BY 1",
+            p)
     shapes = unit_shapes(db, level)
     rows = []
     for r in counts:
