@@ -235,7 +235,8 @@ def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent:
         f"FROM case_record c WHERE {where}{c_unit} AND ({URGENCY_SQL} >= %(h)s AND {URGENCY_SQL} < %(now)s "
         f"OR {URGENCY_SQL} >= %(h24)s AND {URGENCY_SQL} < %(now24)s)"
         f") u GROUP BY code HAVING sum(n) > 0 ORDER BY code")
-    return [{k: (int(v) if k in _OPEN_METRICS else v) for k, v in r.items()} for r in db.fetchall(sql, p)]
+    return [{k: (int(v) if k in _OPEN_METRICS else v) for k, v in r.items()}
+            for r in db.fetchall_prepared(sql, p, generic=True)]
 
 
 def _live_flow(db, user: User, since: dt.datetime, now: dt.datetime) -> list[dict]:
@@ -247,7 +248,7 @@ def _live_flow(db, user: User, since: dt.datetime, now: dt.datetime) -> list[dic
     p.update(lo=since.date(), today=day0.date(), now=now, tomorrow=day0 + dt.timedelta(days=1))
     key = SCOPE_KEY_SQL.format(a="c")
     local = "AT TIME ZONE (SELECT gridgov_time_zone()))::date"
-    return db.fetchall(
+    return db.fetchall_prepared(
         f"SELECT d, channel, cat, sum(received)::int AS n, sum(closed)::int AS closed FROM ("
         f"SELECT w.day AS d, w.channel, w.category_code AS cat, w.received, w.closed FROM case_wall_flow w "
         f"WHERE w.day >= %(lo)s AND w.day <= %(today)s AND w.scope_key LIKE %(scope_prefix)s "
@@ -257,13 +258,13 @@ def _live_flow(db, user: User, since: dt.datetime, now: dt.datetime) -> list[dic
         f"x(d, received, closed) WHERE {key} LIKE %(scope_prefix)s AND {guard_hides('c')} "
         f"AND x.d >= %(lo)s AND x.d <= %(today)s "
         # minus those received or closed later today than `now`
-        f"UNION ALL SELECT %(today)s, c.channel, coalesce(c.category_code, ''), -1, 0 FROM case_record c "
+        f"UNION ALL SELECT %(today)s::date, c.channel, coalesce(c.category_code, ''), -1, 0 FROM case_record c "
         f"WHERE {key} LIKE %(scope_prefix)s AND NOT {guard_hides('c')} "
         f"AND c.received_at > %(now)s AND c.received_at < %(tomorrow)s "
-        f"UNION ALL SELECT %(today)s, c.channel, coalesce(c.category_code, ''), 0, -1 FROM case_record c "
+        f"UNION ALL SELECT %(today)s::date, c.channel, coalesce(c.category_code, ''), 0, -1 FROM case_record c "
         f"WHERE {key} LIKE %(scope_prefix)s AND NOT {guard_hides('c')} "
         f"AND c.closed_at > %(now)s AND c.closed_at < %(tomorrow)s"
-        f") u GROUP BY 1, 2, 3", p)
+        f") u GROUP BY 1, 2, 3", p, generic=True)
 
 
 def month_rates(db, user: User, now: dt.datetime | None = None) -> dict:
