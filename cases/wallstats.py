@@ -18,7 +18,7 @@ import math
 from fractions import Fraction
 
 from cases import workflow
-from cases.auth import SCOPE_KEY_SQL, User, case_scope, guard_hides, region_prefix, region_scoped
+from cases.auth import User, case_scope, guard_hides, region_prefix, region_scoped
 from cases.calendar import TZ, to_local
 from cases.case_reads import URGENCY_SQL
 from cases.deadlines import CHANNELS
@@ -90,6 +90,7 @@ def kpi(db, user: User, now: dt.datetime | None = None, live: bool | None = None
     closure trend and this month's top categories, over the cases the user may see. `live`: read the live
     aggregates (default: for region users) or count the cases directly (False; the reference in tests)."""
     live = _use_live(user, live)
+    past = now is not None
     now = _now(now)
     day0 = _day_start(now)
     since = day0 - dt.timedelta(days=TREND_DAYS - 1)
@@ -98,7 +99,7 @@ def kpi(db, user: User, now: dt.datetime | None = None, live: bool | None = None
     # today's channels, the 7-day intake trend and the month's categories in one pass over the cases received
     # since the earlier of the two starts (in a surge, today's cases are most of them: one scan, not three)
     if live:
-        received = _live_flow(db, user, min(since, month0), now)
+        received = _live_flow(db, user, min(since, month0), now, past)
     else:
         where, p = _scoped(user, "c.received_at >= %(lo)s", "c.received_at <= %(now)s")
         p.update(lo=min(since, month0), now=now)
@@ -198,15 +199,14 @@ def _utc_hour(t: dt.datetime) -> dt.datetime:
 
 def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent: str | None = None) -> list[dict]:
     """Open cases of a region user's scope from case_wall_open, per `col` (a UNIT_LEVELS column; one row for the
-    whole scope when None), in one statement: the aggregate's rows, minus the cases the guard hides from the user,
-    plus the exact part of the current hour. Overdue = deadlines in hours before now's hour + those of now's
-    hour before now; due within 24 h likewise at both ends. Units with open cases only, by code."""
+    whole scope when None), in one statement: the aggregate's rows the user may see (scope key and guard on the
+    rows' accused units and persons), plus the exact part of the current hour. Overdue = deadlines in hours
+    before now's hour + those of now's hour before now; due within 24 h likewise at both ends. Units with open
+    cases only, by code."""
     hour = _utc_hour(now)
-    months, p = open_months(db)
-    _, sp = case_scope(user)
-    where, _ = _scoped(user, OPEN_SQL, months)
-    p.update(sp, now=now, h=hour, h24=hour + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
-    key = SCOPE_KEY_SQL.format(a="c")
+    months, mp = open_months(db)
+    where, p = _scoped(user, OPEN_SQL, months)
+    p.update(mp, now=now, h=hour, h24=hour + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
     w_unit = c_unit = ""
     if col:
         w_unit, c_unit = f" AND w.{col} <> ''", f" AND c.{col} IS NOT NULL"
@@ -222,12 +222,9 @@ def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent:
         f"coalesce(sum(n) FILTER (WHERE emergency), 0) AS emergency, "
         + ", ".join(f"coalesce(sum(n) FILTER (WHERE grp = '{g}'), 0) AS g_{g}" for g in STATUS_GROUPS)
         + f" FROM ("
-        # the aggregate's rows of the scope
+        # the aggregate's rows the user may see
         f"SELECT {code_w} AS code, w.grp, w.emergency, w.due_hour, w.n, 0 AS x_over, 0 AS x_soon "
-        f"FROM case_wall_open w WHERE w.scope_key LIKE %(scope_prefix)s{w_unit} "
-        # minus the open cases of the scope the guard hides from this user
-        f"UNION ALL SELECT {code_c}, {GROUP_SQL}, c.emergency, {DUE_HOUR_SQL}, -1, 0, 0 FROM case_record c "
-        f"WHERE {key} LIKE %(scope_prefix)s AND {OPEN_SQL} AND {months} AND {guard_hides('c')}{c_unit} "
+        f"FROM case_wall_open w WHERE w.scope_key LIKE %(scope_prefix)s AND NOT {guard_hides('w')}{w_unit} "
         # the current hour's deadlines, exactly: those before now are overdue, not due; and the hour 24 h on
         f"UNION ALL SELECT {code_c}, NULL, false, 'infinity', 0, "
         f"({DUE_SQL} >= %(h)s AND {DUE_SQL} < %(now)s)::int, "
@@ -235,36 +232,29 @@ def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent:
         f"FROM case_record c WHERE {where}{c_unit} AND ({URGENCY_SQL} >= %(h)s AND {URGENCY_SQL} < %(now)s "
         f"OR {URGENCY_SQL} >= %(h24)s AND {URGENCY_SQL} < %(now24)s)"
         f") u GROUP BY code HAVING sum(n) > 0 ORDER BY code")
-    return [{k: (int(v) if k in _OPEN_METRICS else v) for k, v in r.items()}
-            for r in db.fetchall_prepared(sql, p, generic=True)]
+    return [{k: (int(v) if k in _OPEN_METRICS else v) for k, v in r.items()} for r in db.fetchall(sql, p)]
 
 
-def _live_flow(db, user: User, since: dt.datetime, now: dt.datetime) -> list[dict]:
+def _live_flow(db, user: User, since: dt.datetime, now: dt.datetime, past: bool) -> list[dict]:
     """Cases received (`n`) and closed (`closed`) per local day × channel × category code from `since` (a local
-    midnight) to `now`, over a region user's scope, from case_wall_flow: minus the cases the guard hides from the
-    user and those of today after `now` (none, unless `now` is in the past)."""
+    midnight) to `now`, over a region user's scope (the guard applied on the rows' accused units and persons),
+    from case_wall_flow. `past`: `now` is a given instant, not the present, so the cases received or closed
+    later that day are taken off (counted from the case table)."""
     _, p = case_scope(user)
     day0 = _day_start(now)
     p.update(lo=since.date(), today=day0.date(), now=now, tomorrow=day0 + dt.timedelta(days=1))
-    key = SCOPE_KEY_SQL.format(a="c")
-    local = "AT TIME ZONE (SELECT gridgov_time_zone()))::date"
-    return db.fetchall_prepared(
-        f"SELECT d, channel, cat, sum(received)::int AS n, sum(closed)::int AS closed FROM ("
-        f"SELECT w.day AS d, w.channel, w.category_code AS cat, w.received, w.closed FROM case_wall_flow w "
-        f"WHERE w.day >= %(lo)s AND w.day <= %(today)s AND w.scope_key LIKE %(scope_prefix)s "
-        # minus the cases of the scope the guard hides from this user
-        f"UNION ALL SELECT x.d, c.channel, coalesce(c.category_code, ''), -x.received, -x.closed "
-        f"FROM case_record c, LATERAL (VALUES ((c.received_at {local}, 1, 0), ((c.closed_at {local}, 0, 1)) "
-        f"x(d, received, closed) WHERE {key} LIKE %(scope_prefix)s AND {guard_hides('c')} "
-        f"AND x.d >= %(lo)s AND x.d <= %(today)s "
-        # minus those received or closed later today than `now`
-        f"UNION ALL SELECT %(today)s::date, c.channel, coalesce(c.category_code, ''), -1, 0 FROM case_record c "
-        f"WHERE {key} LIKE %(scope_prefix)s AND NOT {guard_hides('c')} "
-        f"AND c.received_at > %(now)s AND c.received_at < %(tomorrow)s "
-        f"UNION ALL SELECT %(today)s::date, c.channel, coalesce(c.category_code, ''), 0, -1 FROM case_record c "
-        f"WHERE {key} LIKE %(scope_prefix)s AND NOT {guard_hides('c')} "
-        f"AND c.closed_at > %(now)s AND c.closed_at < %(tomorrow)s"
-        f") u GROUP BY 1, 2, 3", p, generic=True)
+    sql = (f"SELECT w.day AS d, w.channel, w.category_code AS cat, w.received, w.closed FROM case_wall_flow w "
+           f"WHERE w.day >= %(lo)s AND w.day <= %(today)s AND w.scope_key LIKE %(scope_prefix)s "
+           f"AND NOT {guard_hides('w')}")
+    if past:
+        later, _ = _scoped(user, "c.received_at > %(now)s", "c.received_at < %(tomorrow)s")
+        closed_later, _ = _scoped(user, "c.closed_at > %(now)s", "c.closed_at < %(tomorrow)s")
+        sql += (f" UNION ALL SELECT %(today)s::date, c.channel, coalesce(c.category_code, ''), -1, 0 "
+                f"FROM case_record c WHERE {later} "
+                f"UNION ALL SELECT %(today)s::date, c.channel, coalesce(c.category_code, ''), 0, -1 "
+                f"FROM case_record c WHERE {closed_later}")
+    return db.fetchall(f"SELECT d, channel, cat, sum(received)::int AS n, sum(closed)::int AS closed "
+                       f"FROM ({sql}) u GROUP BY 1, 2, 3", p)
 
 
 def month_rates(db, user: User, now: dt.datetime | None = None) -> dict:
