@@ -55,15 +55,11 @@ def _statement_name(sql: str) -> str:
     return "gg_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
 
 
-def execute_prepared(cur, sql: str, params: dict, generic: bool = False) -> None:
+def execute_prepared(cur, sql: str, params: dict) -> None:
     """Run `sql` (%(name)s placeholders) on `cur` through a server-side prepared statement: parsed and
     planned once per pooled connection (named after the text), then only executed. For the statements every
     intake runs, where planning costs more than executing (the token check: 0.9 ms planning, 0.15 ms
-    executing). On a connection not from our pool it simply runs.
-
-    `generic` (inside a transaction): always the statement's generic plan, where the planner would otherwise
-    plan again for each set of values — reads over many monthly partitions, which it prunes at execution
-    (the wall's KPI: 25 ms planning, 4 ms executing at 1,000,000 cases)."""
+    executing). On a connection not from our pool it simply runs."""
     prepared = getattr(cur.connection, "prepared", None)
     if prepared is None:
         cur.execute(sql, params)
@@ -73,10 +69,8 @@ def execute_prepared(cur, sql: str, params: dict, generic: bool = False) -> None
     if name not in prepared:
         cur.execute(f"PREPARE {name} AS {text}")
         prepared.add(name)
-    run = f"EXECUTE {name} ({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
-    if generic:
-        run = "SET LOCAL plan_cache_mode = force_generic_plan; " + run
-    cur.execute(run, [params[n] for n in names])
+    cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}",
+                [params[n] for n in names])
 
 
 UNAVAILABLE = "数据库暂时不可用，请稍后重试 (database unavailable)"
@@ -232,13 +226,6 @@ class Database:
         """Like fetchone, through a server-side prepared statement (planned once per connection)."""
         with self.connection(autocommit=True) as conn:
             return Session(conn).fetchone_prepared(sql, params)
-
-    def fetchall_prepared(self, sql: str, params: dict, generic: bool = False) -> list[dict]:
-        """Like fetchall, through a server-side prepared statement (planned once per connection); `generic`:
-        see execute_prepared."""
-        with self.connection(autocommit=not generic) as conn, conn.cursor() as cur:
-            execute_prepared(cur, sql, params, generic=generic)
-            return rows_as_dicts(cur)
 
     @contextmanager
     def session(self):
