@@ -4,9 +4,9 @@ Every query here reads `case_record` through `cases.auth.case_scope`, so a count
 their county and nothing else. Live layers read open cases only (`OPEN_SQL`, matching the partial indexes
 of migration 0050), so their cost follows the number of open cases, not the size of the case table.
 For the region roles (centers, dispatchers, admins) the KPI panel and the unit layers read the live aggregates
-of migration 0095 (case_wall_open, case_wall_flow), minus the cases the conflict-of-interest guard hides from
-the user, so a refresh costs O(aggregate rows), not O(today's + open cases): a surge does not slow the wall.
-Grid officers and departments, whose scope is not a region, count their (few) cases directly.
+of migration 0095 (case_wall_open, case_wall_flow; the guard applies to their rows' accused units and
+persons), so a refresh costs O(aggregate rows), not O(today's + open cases): a surge does not slow the wall.
+Grid officers and departments, whose scope is not a region, count their cases directly.
 The month's 三率 are the sums of the townships' exact numerators and denominators as `/api/rates` gives
 them (cases.reports.compute_month), and the township 四色码 come from the same rows.
 """
@@ -43,13 +43,8 @@ STATUS_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "citizen": ("待评价", ("replied", "evaluated")),
 }
 GROUP_OF = {s: g for g, (_, states) in STATUS_GROUPS.items() for s in states}
-# a case's status group and the hour its next deadline falls in, as case_wall_open keys them (migration 0095:
-# whole UTC hours, 'infinity' when it waits for the citizen)
-GROUP_SQL = ("CASE " + " ".join(f"WHEN c.status IN ({', '.join(repr(s) for s in states)}) THEN '{g}'"
-                                for g, (_, states) in STATUS_GROUPS.items()) + " ELSE c.status END")
-DUE_HOUR_SQL = f"coalesce(date_bin('1 hour', {DUE_SQL}, timestamptz '2000-01-01 00:00:00+00'), 'infinity')"
 # URGENCY_SQL (the key of case_urgency_idx) equals DUE_SQL wherever DUE_SQL is not null: a range of deadlines
-# is read through that index.
+# is read through that index. Migration 0095 keys case_wall_open by STATUS_GROUPS and the minute of DUE_SQL.
 
 # unit level → (case column, boundary table filter); only these names are put into SQL
 UNIT_LEVELS = {"county": "county_code", "township": "township_code", "grid": "grid_code"}
@@ -96,20 +91,19 @@ def kpi(db, user: User, now: dt.datetime | None = None, live: bool | None = None
     since = day0 - dt.timedelta(days=TREND_DAYS - 1)
     month0 = day0.replace(day=1)
 
-    # today's channels, the 7-day intake trend and the month's categories in one pass over the cases received
-    # since the earlier of the two starts (in a surge, today's cases are most of them: one scan, not three)
+    # today's channels, the 7-day intake and closure trend and the month's categories from one read
     if live:
         received = _live_flow(db, user, min(since, month0), now, past)
+        counts = (_live_open(db, user, now) or [dict.fromkeys(_OPEN_METRICS, 0)])[0]
     else:
-        where, p = _scoped(user, "c.received_at >= %(lo)s", "c.received_at <= %(now)s")
-        p.update(lo=min(since, month0), now=now)
-        received = db.fetchall(
-            f"SELECT (c.received_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, c.channel, "
-            f"c.category_code AS cat, count(*) AS n FROM case_record c WHERE {where} GROUP BY 1, 2, 3", p)
+        received, counts = _direct_flow(db, user, min(since, month0), since, now), _direct_open(db, user, now)
     by_channel: dict = {}
     intake_by_day: dict = {}
+    closed_by_day: dict = {}
     by_cat: dict = {}
     for r in received:
+        if r["closed"]:
+            closed_by_day[r["d"]] = closed_by_day.get(r["d"], 0) + r["closed"]
         if not r["n"]:
             continue
         if r["d"] == day0.date():
@@ -121,27 +115,6 @@ def kpi(db, user: User, now: dt.datetime | None = None, live: bool | None = None
     today = [{"channel": k, "label": v, "count": by_channel.get(k, 0)} for k, v in CHANNELS.items()]
     today += [{"channel": k, "label": k, "count": n} for k, n in by_channel.items() if k not in CHANNELS]
 
-    if live:
-        counts = (_live_open(db, user, now) or [dict.fromkeys(_OPEN_METRICS, 0)])[0]
-        closed_by_day: dict = {}
-        for r in received:
-            if r["closed"]:
-                closed_by_day[r["d"]] = closed_by_day.get(r["d"], 0) + r["closed"]
-    else:
-        where, p = _scoped_open(db, user)
-        p.update(now=now, soon=now + dt.timedelta(hours=24))
-        counts = db.fetchone(
-            f"SELECT count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
-            f"count(*) FILTER (WHERE {DUE_SQL} >= %(now)s AND {DUE_SQL} < %(soon)s) AS due_24h, "
-            f"count(*) FILTER (WHERE c.emergency) AS emergency, "
-            + ", ".join(f"count(*) FILTER (WHERE c.status IN ({', '.join(repr(s) for s in states)})) AS g_{g}"
-                        for g, (_, states) in STATUS_GROUPS.items())
-            + f" FROM case_record c WHERE {where}", p)
-        where, p = _scoped(user, "c.closed_at IS NOT NULL", "c.closed_at >= %(since)s", "c.closed_at <= %(now)s")
-        p.update(since=since, now=now)
-        closed_by_day = {r["d"]: r["n"] for r in db.fetchall(
-            f"SELECT (c.closed_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, count(*) AS n "
-            f"FROM case_record c WHERE {where} GROUP BY 1", p)}
     days = [(since + dt.timedelta(days=i)).date() for i in range(TREND_DAYS)]
     trend = [{"day": d.isoformat(), "intake": intake_by_day.get(d, 0), "closed": closed_by_day.get(d, 0)}
              for d in days]
@@ -184,6 +157,34 @@ def _top_categories(db, counts: dict, limit: int = 8) -> list[dict]:
     return [{"code": c, "name": nm, "count": n} for (c, nm), n in ranked]
 
 
+def _direct_flow(db, user: User, lo: dt.datetime, since: dt.datetime, now: dt.datetime) -> list[dict]:
+    """As _live_flow, counted over the case table: cases received since `lo` (one pass: in a surge today's cases
+    are most of them) and cases closed since `since`, up to `now`."""
+    where, p = _scoped(user, "c.received_at >= %(lo)s", "c.received_at <= %(now)s")
+    p.update(lo=lo, now=now)
+    rows = [{**r, "closed": 0} for r in db.fetchall(
+        f"SELECT (c.received_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, c.channel, "
+        f"c.category_code AS cat, count(*) AS n FROM case_record c WHERE {where} GROUP BY 1, 2, 3", p)]
+    where, p = _scoped(user, "c.closed_at IS NOT NULL", "c.closed_at >= %(since)s", "c.closed_at <= %(now)s")
+    p.update(since=since, now=now)
+    return rows + [{**r, "channel": None, "cat": None, "n": 0} for r in db.fetchall(
+        f"SELECT (c.closed_at AT TIME ZONE (SELECT gridgov_time_zone()))::date AS d, count(*) AS closed "
+        f"FROM case_record c WHERE {where} GROUP BY 1", p)]
+
+
+def _direct_open(db, user: User, now: dt.datetime) -> dict:
+    """As _live_open for the whole scope, counted over the open cases of the case table."""
+    where, p = _scoped_open(db, user)
+    p.update(now=now, soon=now + dt.timedelta(hours=24))
+    return db.fetchone(
+        f"SELECT count(*) AS open, count(*) FILTER (WHERE {DUE_SQL} < %(now)s) AS overdue, "
+        f"count(*) FILTER (WHERE {DUE_SQL} >= %(now)s AND {DUE_SQL} < %(soon)s) AS due_24h, "
+        f"count(*) FILTER (WHERE c.emergency) AS emergency, "
+        + ", ".join(f"count(*) FILTER (WHERE c.status IN ({', '.join(repr(s) for s in states)})) AS g_{g}"
+                    for g, (_, states) in STATUS_GROUPS.items())
+        + f" FROM case_record c WHERE {where}", p)
+
+
 def _use_live(user: User, live: bool | None) -> bool:
     """The live aggregates serve region users (keyed by their scope); `live=False` forces the direct count."""
     return region_scoped(user) and live is not False
@@ -192,21 +193,21 @@ def _use_live(user: User, live: bool | None) -> bool:
 _OPEN_METRICS = ("open", "overdue", "due_24h", "emergency", *(f"g_{g}" for g in STATUS_GROUPS))
 
 
-def _utc_hour(t: dt.datetime) -> dt.datetime:
-    """The whole UTC hour `t` falls in: case_wall_open's due_hour bins (date_bin from 2000-01-01 UTC)."""
-    return t.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+def _minute(t: dt.datetime) -> dt.datetime:
+    """The whole minute `t` falls in: case_wall_open's due_minute bins (date_bin from 2000-01-01 UTC)."""
+    return t.astimezone(dt.timezone.utc).replace(second=0, microsecond=0)
 
 
 def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent: str | None = None) -> list[dict]:
     """Open cases of a region user's scope from case_wall_open, per `col` (a UNIT_LEVELS column; one row for the
     whole scope when None), in one statement: the aggregate's rows the user may see (scope key and guard on the
-    rows' accused units and persons), plus the exact part of the current hour. Overdue = deadlines in hours
-    before now's hour + those of now's hour before now; due within 24 h likewise at both ends. Units with open
+    rows' accused units and persons), plus the exact part of the current minute. Overdue = deadlines in minutes
+    before now's minute + those of now's minute before now; due within 24 h likewise at both ends. Units with open
     cases only, by code."""
-    hour = _utc_hour(now)
+    minute = _minute(now)
     months, mp = open_months(db)
     where, p = _scoped(user, OPEN_SQL, months)
-    p.update(mp, now=now, h=hour, h24=hour + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
+    p.update(mp, now=now, m=minute, m24=minute + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
     w_unit = c_unit = ""
     if col:
         w_unit, c_unit = f" AND w.{col} <> ''", f" AND c.{col} IS NOT NULL"
@@ -217,20 +218,20 @@ def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent:
     code_w, code_c = (f"w.{col}", f"c.{col}") if col else ("''", "''")
     sql = (
         f"SELECT code, sum(n) AS open, "
-        f"coalesce(sum(n) FILTER (WHERE due_hour < %(h)s), 0) + sum(x_over) AS overdue, "
-        f"coalesce(sum(n) FILTER (WHERE due_hour >= %(h)s AND due_hour < %(h24)s), 0) + sum(x_soon) AS due_24h, "
+        f"coalesce(sum(n) FILTER (WHERE due_minute < %(m)s), 0) + sum(x_over) AS overdue, "
+        f"coalesce(sum(n) FILTER (WHERE due_minute >= %(m)s AND due_minute < %(m24)s), 0) + sum(x_soon) AS due_24h, "
         f"coalesce(sum(n) FILTER (WHERE emergency), 0) AS emergency, "
         + ", ".join(f"coalesce(sum(n) FILTER (WHERE grp = '{g}'), 0) AS g_{g}" for g in STATUS_GROUPS)
         + f" FROM ("
         # the aggregate's rows the user may see
-        f"SELECT {code_w} AS code, w.grp, w.emergency, w.due_hour, w.n, 0 AS x_over, 0 AS x_soon "
+        f"SELECT {code_w} AS code, w.grp, w.emergency, w.due_minute, w.n, 0 AS x_over, 0 AS x_soon "
         f"FROM case_wall_open w WHERE w.scope_key LIKE %(scope_prefix)s AND NOT {guard_hides('w')}{w_unit} "
-        # the current hour's deadlines, exactly: those before now are overdue, not due; and the hour 24 h on
+        # the current minute's deadlines, exactly: those before now are overdue, not due; and the minute 24 h on
         f"UNION ALL SELECT {code_c}, NULL, false, 'infinity', 0, "
-        f"({DUE_SQL} >= %(h)s AND {DUE_SQL} < %(now)s)::int, "
-        f"({DUE_SQL} >= %(h24)s AND {DUE_SQL} < %(now24)s)::int - ({DUE_SQL} >= %(h)s AND {DUE_SQL} < %(now)s)::int "
-        f"FROM case_record c WHERE {where}{c_unit} AND ({URGENCY_SQL} >= %(h)s AND {URGENCY_SQL} < %(now)s "
-        f"OR {URGENCY_SQL} >= %(h24)s AND {URGENCY_SQL} < %(now24)s)"
+        f"({DUE_SQL} >= %(m)s AND {DUE_SQL} < %(now)s)::int, "
+        f"({DUE_SQL} >= %(m24)s AND {DUE_SQL} < %(now24)s)::int - ({DUE_SQL} >= %(m)s AND {DUE_SQL} < %(now)s)::int "
+        f"FROM case_record c WHERE {where}{c_unit} AND ({URGENCY_SQL} >= %(m)s AND {URGENCY_SQL} < %(now)s "
+        f"OR {URGENCY_SQL} >= %(m24)s AND {URGENCY_SQL} < %(now24)s)"
         f") u GROUP BY code HAVING sum(n) > 0 ORDER BY code")
     return [{k: (int(v) if k in _OPEN_METRICS else v) for k, v in r.items()} for r in db.fetchall(sql, p)]
 

@@ -3,7 +3,7 @@
 -- today and every open case of the user's scope on each 30-second refresh: O(today's cases + open cases), so
 -- a surge slowed them with its own cases (597 ms for the KPI after a 107,000-case day). Two aggregates, kept
 -- exact by statement-level triggers on case_record (transition tables, as case_day_stats), make a refresh cost
--- O(rows of the aggregate), which a surge barely grows: its cases fall into a few units × hours × channels.
+-- O(rows of the aggregate), which a surge barely grows: its cases fall into a few units × minutes × channels.
 --
 -- Both are keyed by the scope key of cases.auth.case_scope for the region roles,
 -- coalesce(village_code, township_code, county_code, handler_region, ''), and by the case's accused units and
@@ -11,14 +11,15 @@
 -- accused_persons && persons)` selects exactly the cases `case_scope` lets a region user see, the
 -- conflict-of-interest guard included: the answer equals the direct count (tests/webmap/test_wall_live_stats.py).
 --
--- case_wall_open: open cases (not closed, merged or rejected) per unit × status group × emergency × the hour
---   their next deadline falls in (DUE_SQL of wallstats, binned to whole UTC hours; 'infinity' when the case
---   waits for the citizen). Overdue at `now` = the hours before now's hour + the cases of now's hour due before
---   now, counted exactly from the case table through case_urgency_idx (one hour of deadlines).
+-- case_wall_open: open cases (not closed, merged or rejected) per unit × status group × emergency × the minute
+--   their next deadline falls in (DUE_SQL of wallstats, binned to whole minutes; 'infinity' when the case
+--   waits for the citizen). Overdue at `now` = the minutes before now's minute + the cases of now's minute due
+--   before now, counted exactly from the case table through case_urgency_idx (one minute of deadlines; with
+--   hour bins that was an hour of a surge's deadlines: 55 ms a refresh after a 100,000-case surge).
 -- case_wall_flow: cases received and cases closed per local day × scope key × channel × category
 --   (today's intake by channel, the 7-day intake and closure trend, the month's categories).
 -- Rows whose counts return to zero are deleted by the trigger that zeroes them, so case_wall_open holds the
--- open situation only, not every hour that ever had an open case.
+-- open situation only, not every minute that ever had an open case.
 -- Partitions detached or moved by case_partition_month fire no trigger: the counts stay (an archived month
 -- has no open cases; its days stay in the flow, as they happened).
 
@@ -29,11 +30,11 @@ CREATE TABLE case_wall_open (
     grid_code     text COLLATE "C" NOT NULL,
     grp           text NOT NULL,
     emergency     boolean NOT NULL,
-    due_hour      timestamptz NOT NULL,
+    due_minute      timestamptz NOT NULL,
     accused_units   text[] NOT NULL,
     accused_persons text[] NOT NULL,
     n             integer NOT NULL,
-    PRIMARY KEY (scope_key, township_code, grid_code, county_code, grp, emergency, due_hour, accused_units,
+    PRIMARY KEY (scope_key, township_code, grid_code, county_code, grp, emergency, due_minute, accused_units,
                  accused_persons)
 );
 
@@ -61,11 +62,11 @@ SELECT format($q$
                 WHEN r.status IN ('signed', 'handling', 'reopened') THEN 'handling'
                 WHEN r.status IN ('replied', 'evaluated') THEN 'citizen' ELSE r.status END AS grp,
            coalesce(r.emergency, false) AS emergency,
-           coalesce(date_bin('1 hour',
+           coalesce(date_bin('1 minute',
                CASE WHEN r.status IN ('received', 'accepted') THEN r.accept_due_at
                     WHEN r.status IN ('dispatched', 'returned') THEN r.sign_due_at
                     WHEN r.status IN ('signed', 'handling', 'reopened') THEN coalesce(r.reply_due_at, r.handle_due_at) END,
-               timestamptz '2000-01-01 00:00:00+00'), 'infinity') AS due_hour,
+               timestamptz '2000-01-01 00:00:00+00'), 'infinity') AS due_minute,
            r.accused_units, r.accused_persons, sum(r.sgn)::int AS n
     FROM (%s) r
     WHERE r.status NOT IN ('closed', 'merged', 'rejected')
@@ -101,14 +102,14 @@ BEGIN
         parts := parts || format($b$
         FOR zero_open IN WITH up AS (
             INSERT INTO case_wall_open AS t SELECT * FROM (%s) d
-            ON CONFLICT (scope_key, township_code, grid_code, county_code, grp, emergency, due_hour, accused_units,
+            ON CONFLICT (scope_key, township_code, grid_code, county_code, grp, emergency, due_minute, accused_units,
                          accused_persons)
             DO UPDATE SET n = t.n + EXCLUDED.n RETURNING t.*)
             SELECT * FROM up WHERE up.n = 0
         LOOP
             DELETE FROM case_wall_open WHERE scope_key = zero_open.scope_key AND township_code = zero_open.township_code
                 AND grid_code = zero_open.grid_code AND county_code = zero_open.county_code AND grp = zero_open.grp
-                AND emergency = zero_open.emergency AND due_hour = zero_open.due_hour
+                AND emergency = zero_open.emergency AND due_minute = zero_open.due_minute
                 AND accused_units = zero_open.accused_units AND accused_persons = zero_open.accused_persons AND n = 0;
         END LOOP;
         FOR zero_flow IN WITH up AS (

@@ -51,14 +51,14 @@ def _intake(db, rng, n, now):
 def _shuffle(db, rng, now):
     """Random statements over the case table as the app could make them: each touches one or several rows."""
     ids = [r["id"] for r in db.fetchall("SELECT id FROM case_record ORDER BY id")]
-    hour = now.replace(minute=0, second=0, microsecond=0)
+    minute = now.replace(second=0, microsecond=0)
     for _ in range(25):
         pick = rng.sample(ids, k=min(len(ids), rng.choice([1, 1, 2, 5])))
         status = rng.choice(list(workflow.STATES))
-        # deadlines around now, often inside the current hour and the hour 24 h on (the exact parts)
+        # deadlines around now, often inside the current minute and the minute 24 h on (the exact parts)
         due = rng.choice([now - dt.timedelta(hours=rng.uniform(0, 50)), now + dt.timedelta(hours=rng.uniform(0, 50)),
-                          hour + dt.timedelta(minutes=rng.uniform(0, 59.9)),
-                          hour + dt.timedelta(hours=24, minutes=rng.uniform(0, 59.9)), None])
+                          minute + dt.timedelta(seconds=rng.uniform(0, 59.9)),
+                          minute + dt.timedelta(hours=24, seconds=rng.uniform(0, 59.9)), None])
         closed = now - dt.timedelta(hours=rng.uniform(0, 24 * 8)) if status == "closed" else rng.choice([None, None, now])
         sets = {"status": status, "closed_at": closed}
         for col in rng.sample(["accept_due_at", "sign_due_at", "reply_due_at", "handle_due_at"], k=rng.randint(1, 4)):
@@ -117,8 +117,9 @@ def test_live_wall_counts_equal_the_direct_counts_through_random_histories(app_d
     for round_ in range(4):
         _shuffle(db, rng, now)
         _aggregates_are_the_cases(owner_dsn)
-        hour = now.replace(minute=0, second=0, microsecond=0)
-        for t in (now, hour, hour + dt.timedelta(minutes=59, seconds=59), now - dt.timedelta(days=1, hours=3)):
+        minute = now.replace(second=0, microsecond=0)
+        for t in (now, minute, minute + dt.timedelta(seconds=59.99), now + dt.timedelta(hours=3),
+                  now - dt.timedelta(days=1, hours=3)):
             _same_answers(db, users, t)
     k = wallstats.kpi(db, users["city"], now)
     assert k["open"] > 0 and k["today"]["total"] > 0 and any(d["closed"] for d in k["trend"])
@@ -157,8 +158,8 @@ def test_deletes_and_truncate_keep_the_aggregates(app_db, owner_dsn):
     conn.close()
 
 
-def test_a_surge_adds_rows_per_unit_and_hour_not_per_case(app_db, owner_dsn):
-    """200 cases in one grid within the hour fall into a handful of aggregate rows: the wall's refresh does not
+def test_a_surge_adds_rows_per_unit_and_minute_not_per_case(app_db, owner_dsn):
+    """200 cases in one grid within the minute fall into a handful of aggregate rows: the wall's refresh does not
     grow with the surge."""
     db, users = app_db
     before = db.fetchone("SELECT (SELECT count(*) FROM case_wall_open) AS o, (SELECT count(*) FROM case_wall_flow) AS f")
