@@ -205,9 +205,8 @@ def _live_open(db, user: User, now: dt.datetime, col: str | None = None, parent:
     before now's minute + those of now's minute before now; due within 24 h likewise at both ends. Units with open
     cases only, by code."""
     minute = _minute(now)
-    months, mp = open_months(db)
-    where, p = _scoped(user, OPEN_SQL, months)
-    p.update(mp, now=now, m=minute, m24=minute + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
+    where, p = _scoped_open(db, user)
+    p.update(now=now, m=minute, m24=minute + dt.timedelta(hours=24), now24=now + dt.timedelta(hours=24))
     w_unit = c_unit = ""
     if col:
         w_unit, c_unit = f" AND w.{col} <> ''", f" AND c.{col} IS NOT NULL"
