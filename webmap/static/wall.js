@@ -538,9 +538,11 @@
     }).join("");
 
     var ch = k.today.by_channel.slice().sort(function (a, b) { return a.count - b.count; });
+    // room on the right for the largest count's label (a surge day reaches six digits)
+    var widest = String(ch.length ? ch[ch.length - 1].count : 0).length;
     S.charts.channels.setOption({
       textStyle: font, animation: false,
-      grid: {left: r * 6.2, right: r * 2.4, top: r * 0.2, bottom: r * 0.2},
+      grid: {left: r * 6.2, right: Math.max(r * 2.4, (widest * 0.62 + 0.8) * fs), top: r * 0.2, bottom: r * 0.2},
       xAxis: {type: "value", show: false},
       yAxis: {type: "category", data: ch.map(function (c) { return c.label; }), axisLabel: {color: "#b8d3f2", fontSize: fs, fontFamily: "Noto Sans SC"},
               axisLine: {show: false}, axisTick: {show: false}},
