@@ -24,29 +24,29 @@
 -- has no open cases; its days stay in the flow, as they happened).
 
 CREATE TABLE case_wall_open (
-    scope_key     text COLLATE "C" NOT NULL,
-    county_code   text COLLATE "C" NOT NULL,
-    township_code text COLLATE "C" NOT NULL,
-    grid_code     text COLLATE "C" NOT NULL,
-    grp           text NOT NULL,
-    emergency     boolean NOT NULL,
+    scope_key       text COLLATE "C" NOT NULL,
+    county_code     text COLLATE "C" NOT NULL,
+    township_code   text COLLATE "C" NOT NULL,
+    grid_code       text COLLATE "C" NOT NULL,
+    grp             text NOT NULL,
+    emergency       boolean NOT NULL,
     due_minute      timestamptz NOT NULL,
     accused_units   text[] NOT NULL,
     accused_persons text[] NOT NULL,
-    n             integer NOT NULL,
+    n               integer NOT NULL,
     PRIMARY KEY (scope_key, township_code, grid_code, county_code, grp, emergency, due_minute, accused_units,
                  accused_persons)
 );
 
 CREATE TABLE case_wall_flow (
-    day           date NOT NULL,
-    scope_key     text COLLATE "C" NOT NULL,
-    channel       text NOT NULL,
-    category_code text NOT NULL,
+    day             date NOT NULL,
+    scope_key       text COLLATE "C" NOT NULL,
+    channel         text NOT NULL,
+    category_code   text NOT NULL,
     accused_units   text[] NOT NULL,
     accused_persons text[] NOT NULL,
-    received      integer NOT NULL,
-    closed        integer NOT NULL,
+    received        integer NOT NULL,
+    closed          integer NOT NULL,
     PRIMARY KEY (day, scope_key, channel, category_code, accused_units, accused_persons)
 );
 
