@@ -109,3 +109,10 @@ def tiny_city() -> TinyCity:
         dict(code="GD01", name="电压不稳定", parent_code="GD", dept_kind="供电", min_level="township"),
     ]
     return c
+
+
+def get_user_by_username(db, username: str):
+    """The app user of that name (as cases.auth.get_user gives it)."""
+    from cases.auth import get_user
+
+    return get_user(db, db.fetchone("SELECT id FROM app_user WHERE username = %s", (username,))["id"])

@@ -9,15 +9,11 @@ import datetime as dt
 import pytest
 
 from cases import reports
-from cases.auth import get_user
 from cases.policy import load_rate_policy
 from cases.review import heat_points, parse_period, previous_period, rates_of, review, unit_counts
 from gis.errors import BadInput, Forbidden, NotFound
+from tests.factories import get_user_by_username
 from tests.test_demo_year import NOW, demo  # noqa: F401 - the module fixture (a demo city with cases)
-
-
-def get_user_by_username(db, username):
-    return get_user(db, db.fetchone("SELECT id FROM app_user WHERE username = %s", (username,))["id"])
 
 
 RECOMPUTE = """

@@ -12,15 +12,11 @@ import psycopg2
 import pytest
 
 from cases import wallstats, workflow
-from cases.auth import create_user, get_user
+from cases.auth import create_user
 from cases.calendar import TZ
 from cases.service import CaseService
-from tests.factories import X0, Y0
+from tests.factories import X0, Y0, get_user_by_username
 from tests.webmap import wall_data
-
-def get_user_by_username(db, username):
-    return get_user(db, db.fetchone("SELECT id FROM app_user WHERE username = %s", (username,))["id"])
-
 
 GRIDS = [("990101001001001", "990101001001", "990101001", X0 + 0.005),
          ("990101001001002", "990101001001", "990101001", X0 + 0.015),
